@@ -1,0 +1,140 @@
+"""Builders: what a dataset family knows (plan and process), registered by name.
+
+A builder plans cheap, deterministic partitions on the client and processes one partition on a
+worker, yielding samples: `{"__key__": str, "json": dict, "<field>.<ext>": bytes, ...}`. It never
+writes files, talks to Dask or catches its own per-item errors: the engine does.
+"""
+
+from __future__ import annotations
+
+import difflib
+from abc import ABC, abstractmethod
+import importlib
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+import numpy as np
+
+from dataengine.catalog import BuildSpec, Partition
+from dataengine.rng import sample_rng
+
+Sample = dict[str, Any]
+
+_REGISTRY: dict[str, type["Builder"]] = {}
+_DISCOVERED = False
+
+
+def register_builder(name: str) -> Callable[[type["Builder"]], type["Builder"]]:
+    """Class decorator: make a builder available to catalogs as `builder: <name>`."""
+
+    def decorate(cls: type[Builder]) -> type[Builder]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"builder '{name}' is already registered by {_REGISTRY[name].__module__}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _discover() -> None:
+    """Import the shipped builders and any registered through the `dataengine.builders` entry point."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    importlib.import_module("builders")
+    for entry in entry_points(group="dataengine.builders"):
+        entry.load()
+    _DISCOVERED = True
+
+
+def available_builders() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def create_builder(name: str) -> "Builder":
+    """Instantiate a registered builder; an unknown name suggests the closest one."""
+    _discover()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise KeyError(f"unknown builder '{name}'{hint}; available: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]()
+
+
+@dataclass
+class Reject:
+    key: str
+    source: str
+    reason: str
+    code: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"key": self.key, "source": self.source, "code": self.code, "reason": self.reason}
+
+
+@dataclass
+class Context:
+    """What `process` gets besides its partition: seeded randomness, a reject sink, counters, a cache."""
+
+    spec: BuildSpec
+    partition: Partition
+    rejects: list[Reject] = field(default_factory=list)
+    counters: Counter = field(default_factory=Counter)
+    timings: defaultdict = field(default_factory=lambda: defaultdict(float))
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    def rng(self, key: str, purpose: str) -> np.random.Generator:
+        """The generator for one purpose of one sample, seeded by (release seed, key, purpose)."""
+        return sample_rng(self.spec.seed, key, purpose)
+
+    def reject(self, key: str, reason: str, source: str = "", code: str = "rejected") -> None:
+        """Record a sample that will not be written, with a human-readable reason and a short code."""
+        self.rejects.append(Reject(key=key, source=source, reason=reason, code=code))
+        self.counters[f"rejected.{code}"] += 1
+
+
+class Builder(ABC):
+    """Base class: declare `sample_kind`, the parameter schemas, and implement plan/process_item."""
+
+    name: str = ""
+    sample_kind: str = ""
+    required_sources: tuple[str, ...] = ()
+    params_schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
+    split_schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
+
+    @abstractmethod
+    def fields(self, spec: BuildSpec) -> dict[str, str]:
+        """Member name -> kind, identical for every sample of a release built from `spec`."""
+
+    @abstractmethod
+    def plan(self, spec: BuildSpec) -> list[Partition]:
+        """Deterministic partitions of every split; cheap (no pixels)."""
+
+    def item_key(self, item: Any, part: Partition) -> str:
+        """The sample key an item will produce; used to name rejects when the item fails."""
+        return f"{part.id}:{item}"
+
+    def item_source(self, item: Any) -> str:
+        return str(item)
+
+    @abstractmethod
+    def process_item(self, item: Any, ctx: Context) -> Iterable[Sample]:
+        """The sample(s) of one planned item."""
+
+    def process(self, part: Partition, ctx: Context) -> Iterator[Sample]:
+        """Process items one at a time; an item that raises becomes a reject and the rest go on."""
+        for item in part.items:
+            started = time.perf_counter()
+            try:
+                samples = list(self.process_item(item, ctx))
+            except Exception as exc:  # noqa: BLE001 - bad input must not stop the build
+                ctx.reject(self.item_key(item, part), f"{type(exc).__name__}: {exc}", self.item_source(item), code=f"error.{type(exc).__name__}")
+                samples = []
+            ctx.timings["process"] += time.perf_counter() - started
+            yield from samples

@@ -1,0 +1,151 @@
+"""Assembling a release folder from finished partitions: final shard names and the side files.
+
+Layout: `<split>/<name>-<NNNNNN>.tar`, `<split>/sizes.json` (open_clip), `manifest.json`,
+`_info.json` (timm `wds/`), `rejects.jsonl`, `stats.json`, `schema.json`, `README.md` (card).
+`manifest.json` is written last: a folder without it is an unfinished build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections import Counter, defaultdict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from dataengine.builder import Builder
+from dataengine.card import write_card
+from dataengine.catalog import BuildSpec, Partition
+from dataengine.partition_runner import DONE_DIR, PARTS_DIR, write_json_atomic
+from dataengine.schema import SampleSchema
+from dataengine.shards import fsync_dir
+
+MANIFEST_FORMAT = "dataengine-release/1"
+RECORDED_PACKAGES = ("dataengine", "numpy", "pillow", "dask", "distributed", "webdataset", "datasets", "polars", "jsonschema")
+
+
+class ReleaseError(RuntimeError):
+    """Finished partitions do not add up to a valid release."""
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def shard_name(spec: BuildSpec, split: str, number: int) -> str:
+    return f"{split}/{spec.name}-{number:06d}.tar"
+
+
+def finalize_release(
+    out: Path, work: Path, spec: BuildSpec, builder: Builder, partitions: list[Partition], timings: dict[str, float], started: float
+) -> dict[str, Any]:
+    """Move part shards to their final names (idempotent) and write every side file."""
+    t0 = time.perf_counter()
+    records = [json.loads((work / DONE_DIR / f"{part.id}.json").read_text()) for part in partitions]
+    _check_unique_keys(records)
+
+    splits: dict[str, dict[str, Any]] = {split: {"num_samples": 0, "num_bytes": 0, "shards": []} for split in spec.splits}
+    numbers: Counter = Counter()
+    for record in records:
+        split = record["split"]
+        (out / split).mkdir(exist_ok=True)
+        for shard in record["shards"]:
+            relative = shard_name(spec, split, numbers[split])
+            numbers[split] += 1
+            source, target = work / PARTS_DIR / shard["file"], out / relative
+            if source.exists():
+                os.replace(source, target)
+            elif not target.exists() or target.stat().st_size != shard["num_bytes"]:
+                raise ReleaseError(f"shard {shard['file']} of partition {record['partition']} is missing; rebuild with --force")
+            entry = {"path": relative, "num_samples": shard["num_samples"], "num_bytes": shard["num_bytes"], "sha256": shard["sha256"]}
+            splits[split]["shards"].append(entry)
+            splits[split]["num_samples"] += shard["num_samples"]
+            splits[split]["num_bytes"] += shard["num_bytes"]
+    for split in splits:
+        (out / split).mkdir(exist_ok=True)
+        fsync_dir(out / split)
+
+    rejects = [reject for record in records for reject in record["rejects"]]
+    with open(out / "rejects.jsonl", "w") as handle:
+        for reject in rejects:
+            handle.write(json.dumps(reject, sort_keys=True) + "\n")
+
+    fields = builder.fields(spec)
+    schema = SampleSchema.load(builder.sample_kind)
+    (out / "schema.json").write_text(json.dumps(schema.document, indent=2) + "\n")
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "name": spec.name,
+        "version": spec.version,
+        "description": spec.description,
+        "license": spec.license,
+        "builder": spec.builder,
+        "sample_kind": builder.sample_kind,
+        "seed": spec.seed,
+        "catalog_sha256": spec.sha256,
+        "catalog": spec.resolved,
+        "overrides": list(spec.overrides),
+        "limit": spec.limit,
+        "packages": package_versions(),
+        "fields": fields,
+        "splits": splits,
+        "rejects": {"total": len(rejects), "by_reason": dict(sorted(Counter(r["code"] for r in rejects).items()))},
+    }
+    _write_consumer_indexes(out, spec, splits)
+    write_card(out, manifest, schema)
+    stats = _stats(records, timings, time.perf_counter() - t0, started)
+    (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(out / "manifest.json", manifest)
+    fsync_dir(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def _check_unique_keys(records: list[dict[str, Any]]) -> None:
+    owner: dict[str, str] = {}
+    for record in records:
+        for key in record["keys"]:
+            if key in owner:
+                raise ReleaseError(f"sample key {key!r} is produced by partitions {owner[key]} and {record['partition']}; keys must be unique across the release")
+            owner[key] = record["partition"]
+
+
+def _write_consumer_indexes(out: Path, spec: BuildSpec, splits: dict[str, dict[str, Any]]) -> None:
+    """`sizes.json` per split folder (open_clip) and `_info.json` at the root (timm `wds/` reader)."""
+    info: dict[str, Any] = {"name": spec.name, "version": spec.version, "splits": {}}
+    for split, entry in splits.items():
+        sizes = {Path(s["path"]).name: s["num_samples"] for s in entry["shards"]}
+        (out / split / "sizes.json").write_text(json.dumps(sizes, indent=1) + "\n")
+        info["splits"][split] = {
+            "name": split,
+            "num_samples": entry["num_samples"],
+            "filenames": [s["path"] for s in entry["shards"]],
+            "shard_lengths": [s["num_samples"] for s in entry["shards"]],
+        }
+    (out / "_info.json").write_text(json.dumps(info, indent=1) + "\n")
+
+
+def _stats(records: list[dict[str, Any]], timings: dict[str, float], finalize_seconds: float, started: float) -> dict[str, Any]:
+    counters: Counter = Counter()
+    worker_seconds: defaultdict = defaultdict(float)
+    for record in records:
+        counters.update(record["counters"])
+        for stage, seconds in record["timings"].items():
+            worker_seconds[stage] += seconds
+    return {
+        "partitions": len(records),
+        "counts": dict(sorted(counters.items())),
+        "worker_seconds": {stage: round(s, 3) for stage, s in sorted(worker_seconds.items())},
+        "client_seconds": {**{k: round(v, 3) for k, v in timings.items()}, "finalize": round(finalize_seconds, 3)},
+        "wall_seconds": round(time.perf_counter() - started, 3),
+    }
