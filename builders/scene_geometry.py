@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -230,16 +231,26 @@ class Rendering:
     light: np.ndarray  # unit vector towards the light (world)
 
 
-def render(camera: Camera, shapes: list[Shape], light: np.ndarray, ambient: float = 0.35, shadows: bool = True) -> Rendering:
-    """Ray-cast the scene: exact depth and instance ids per pixel, shaded colour."""
+@lru_cache(maxsize=4)
+def _rays(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel ray directions in the camera and the world frame, shared by renders of one camera."""
     dirs_c = camera.ray_directions()
     dirs = dirs_c @ camera.rotation  # camera -> world (rotation is orthonormal)
+    dirs_c.flags.writeable = False
+    dirs.flags.writeable = False
+    return dirs_c, dirs
+
+
+def render(camera: Camera, shapes: list[Shape], light: np.ndarray, ambient: float = 0.35, shadows: bool = True) -> Rendering:
+    """Ray-cast the scene: exact depth and instance ids per pixel, shaded colour."""
+    dirs_c, dirs = _rays(camera)
     origin = camera.center
     n = len(dirs)
     with np.errstate(divide="ignore", invalid="ignore"):
         t_best = np.where(dirs[:, 1] < 0, -origin[1] / dirs[:, 1], np.inf)
     ids = np.zeros(n, dtype=np.int32)
-    normals = np.tile([0.0, 1.0, 0.0], (n, 1))
+    normals = np.zeros((n, 3))
+    normals[:, 1] = 1.0
     for shape in shapes:
         idx = _pixels_in_box(camera, shape.amodal_box(camera))
         t, normal = shape.intersect(origin, dirs[idx])
@@ -249,7 +260,8 @@ def render(camera: Camera, shapes: list[Shape], light: np.ndarray, ambient: floa
         ids[won] = shape.id
         normals[won] = normal[closer]
     hit = np.isfinite(t_best)
-    points = origin + np.where(hit, t_best, 0.0)[:, None] * dirs
+    points = np.where(hit, t_best, 0.0)[:, None] * dirs
+    points += origin
 
     lit = np.clip(normals @ light, 0.0, 1.0)
     if shadows and shapes:

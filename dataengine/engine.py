@@ -102,9 +102,14 @@ def build(
     force: bool = False,
     retries: int = 2,
     progress: bool = True,
+    processes: bool = True,
     echo: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> BuildResult:
-    """Build `spec` into `out`, resuming whatever an interrupted build of the same spec finished."""
+    """Build `spec` into `out`, resuming whatever an interrupted build of the same spec finished.
+
+    `workers` local worker processes (threads when `processes=False`, for builders defined in the
+    calling process), or an existing cluster at `scheduler`.
+    """
     started = time.perf_counter()
     out = Path(out).resolve()
     builder = create_builder(spec.builder)
@@ -135,7 +140,7 @@ def build(
     run_seconds = 0.0
     if pending:
         t0 = time.perf_counter()
-        failures = _run_on_dask(spec, partitions, pending, work, workers, scheduler, retries, progress, echo)
+        failures = _run_on_dask(spec, partitions, pending, work, workers, scheduler, retries, progress, processes, echo)
         run_seconds = time.perf_counter() - t0
     if failures:
         for part_id, error in failures:
@@ -157,6 +162,7 @@ def _run_on_dask(
     scheduler: str | None,
     retries: int,
     progress: bool,
+    processes: bool,
     echo: Callable[[str], None],
 ) -> list[tuple[str, str]]:
     from distributed import Client, LocalCluster, as_completed
@@ -168,7 +174,7 @@ def _run_on_dask(
     else:
         workers = workers or os.cpu_count() or 1
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+            n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0", silence_logs=logging.ERROR
         )
         client = Client(cluster)
     failures: list[tuple[str, str]] = []
