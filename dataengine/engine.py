@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from itertools import islice
 import os
 import shutil
 import sys
@@ -148,6 +149,9 @@ def build(
         echo(f"{len(failures)} partition(s) failed; the others are kept. Fix the cause and rerun the same command to resume.")
         return BuildResult(out, "failed", failures=failures)
 
+    unfinished = [p.id for p in partitions if not (work / DONE_DIR / f"{p.id}.json").exists()]
+    if unfinished:
+        raise BuildError(f"{len(unfinished)} partition(s) have no result ({', '.join(unfinished[:5])}); rerun the same command to resume")
     timings = {"plan": plan_seconds, "run": run_seconds}
     manifest = finalize_release(out, work, spec, builder, partitions, timings, started)
     return BuildResult(out, "built", manifest)
@@ -196,7 +200,7 @@ def _run_on_dask(
             owner[future] = part
             return future
 
-        running = as_completed([submit(part) for part, _ in zip(queue, range(window))])
+        running = as_completed([submit(part) for part in islice(queue, window)])
         for future in running:
             part = owner.pop(future)
             if future.status == "error":
