@@ -17,8 +17,11 @@ def card_yaml(manifest: dict[str, Any], schema: SampleSchema) -> dict[str, Any]:
     import datasets
 
     features = schema.hf_features(manifest["fields"])
+    # A split with no samples has no shards for a data_files pattern to match: leave it out.
+    splits = [split for split, entry in manifest["splits"].items() if entry["num_samples"] > 0]
     split_dict = datasets.SplitDict()
-    for split, entry in manifest["splits"].items():
+    for split in splits:
+        entry = manifest["splits"][split]
         split_dict.add(datasets.SplitInfo(name=split, num_bytes=entry["num_bytes"], num_examples=entry["num_samples"]))
     info = datasets.DatasetInfo(features=features, splits=split_dict)._to_yaml_dict()
     return {
@@ -30,7 +33,7 @@ def card_yaml(manifest: dict[str, Any], schema: SampleSchema) -> dict[str, Any]:
             {
                 "config_name": "default",
                 "default": True,
-                "data_files": [{"split": split, "path": f"{split}/*.tar"} for split in manifest["splits"]],
+                "data_files": [{"split": split, "path": f"{split}/*.tar"} for split in splits],
             }
         ],
         "dataset_info": {"config_name": "default", **info},
