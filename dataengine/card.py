@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from dataengine.fields import field_kind
 from dataengine.schema import SampleSchema
 
 TASKS_BY_KIND = {"scene": ["depth-estimation", "object-detection", "image-segmentation"]}
@@ -48,7 +49,7 @@ def card_text(manifest: dict[str, Any], schema: SampleSchema) -> str:
     )
     rejects = manifest["rejects"]
     reject_lines = "\n".join(f"- `{code}`: {count}" for code, count in rejects["by_reason"].items()) or "- none"
-    fields = "\n".join(f"- `{name}`: {kind}" for name, kind in manifest["fields"].items())
+    fields = "\n".join(f"- `{name}`: {field_kind(kind).description}" for name, kind in manifest["fields"].items())
     packages = ", ".join(f"{k} {v}" for k, v in manifest["packages"].items())
     first_split = next(iter(manifest["splits"]))
     last_shard = max(len(manifest["splits"][first_split]["shards"]) - 1, 0)

@@ -35,11 +35,13 @@ def cli(verbose: bool) -> None:
 
 
 def _run_build(catalog: str, out: str | None, workers: int | None, scheduler: str | None, limit: int | None,
-               overrides: tuple[str, ...], force: bool, progress: bool) -> Path:
+               overrides: tuple[str, ...], force: bool, progress: bool, retries: int = 2) -> Path:
     from dataengine.engine import BuildError, build
 
     if workers is not None and workers < 1:
         _fail(f"--workers {workers}: give at least 1 (default: {os.cpu_count()} = the cores of this machine)")
+    if retries < 0:
+        _fail(f"--retries {retries}: give 0 or more")
     if workers is not None and scheduler:
         _fail("--workers and --scheduler exclude each other: an existing cluster already has its workers")
     try:
@@ -49,9 +51,11 @@ def _run_build(catalog: str, out: str | None, workers: int | None, scheduler: st
     out_path = Path(out or Path("releases") / spec.name)
     click.echo(f"building {spec.name} {spec.version} ({spec.builder}) into {out_path}", err=True)
     try:
-        result = build(spec, out_path, workers=workers, scheduler=scheduler, force=force, progress=progress)
+        result = build(spec, out_path, workers=workers, scheduler=scheduler, force=force, progress=progress, retries=retries)
     except BuildError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail(f"interrupted; finished partitions are kept in {out_path}: rerun the same command to resume", code=130)
     if result.status == "failed":
         _fail(f"{len(result.failures)} partition(s) failed; rerun the same command to resume", code=1)
     manifest = result.manifest or {}
@@ -69,15 +73,16 @@ def _run_build(catalog: str, out: str | None, workers: int | None, scheduler: st
 @click.option("--limit", type=int, help="Keep only the first N planned samples of each split (a quick trial).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a catalog value, e.g. --set params.width=640 (repeatable).")
 @click.option("--force", is_flag=True, help="Replace a different release already in --out.")
+@click.option("--retries", type=int, default=2, show_default=True, help="Times Dask retries a failing partition before reporting it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (for logs).")
 def build(catalog: str, out: str | None, workers: int | None, scheduler: str | None, limit: int | None,
-          overrides: tuple[str, ...], force: bool, no_progress: bool) -> None:
+          overrides: tuple[str, ...], force: bool, retries: int, no_progress: bool) -> None:
     """Build CATALOG (a YAML path or a shipped catalog name) into a release.
 
     Rerunning an interrupted build resumes it: finished partitions are kept, the rest are redone,
     and the result is byte-identical to an uninterrupted build.
     """
-    _run_build(catalog, out, workers, scheduler, limit, overrides, force, not no_progress)
+    _run_build(catalog, out, workers, scheduler, limit, overrides, force, not no_progress, retries)
 
 
 @cli.command()

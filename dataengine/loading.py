@@ -47,6 +47,8 @@ def load(release: str | Path, split: str = "train", decode: bool = True) -> Any:
     manifest = read_manifest(release)
     urls = shard_paths(release, split, manifest)
     kinds = manifest["fields"]
+    if not urls:
+        return []  # an empty split has no shards; webdataset cannot open an empty list
     dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False)
     return dataset.map(lambda raw: decode_sample(raw, kinds)) if decode else dataset
 

@@ -174,3 +174,18 @@ def test_plan_is_deterministic_and_partitioned(tmp_path):
     assert plan == builder.plan(spec)
     assert [p.id for p in plan] == [f"train-{i:06d}" for i in range(5)] + ["validation-000000", "validation-000001"]
     assert sum(len(p.items) for p in plan) == 26
+
+
+def test_jpeg_variant_passes_the_schema(tmp_path):
+    from dataengine.partition_runner import prepare_sample
+    from dataengine.schema import SampleSchema
+
+    spec = load_catalog(write_catalog(tmp_path, params={"image_format": "jpg"}, splits={"train": {"num_samples": 2}}))
+    builder = ScenesBuilder()
+    part = builder.plan(spec)[0]
+    fields = builder.fields(spec)
+    assert "rgb.jpg" in fields
+    for sample in builder.process(part, Context(spec, part)):
+        key, members = prepare_sample(sample, fields, SampleSchema.load("scene"), set())
+        image = decode_member("image", members["rgb.jpg"])
+        assert image.shape == (72, 96, 3) and members["rgb.jpg"][:2] == b"\xff\xd8"

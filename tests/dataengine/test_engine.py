@@ -204,3 +204,12 @@ def test_kill_9_mid_build_then_resume_equals_clean_build(tmp_path):
     assert shard_bytes(out) == shard_bytes(clean)
     keys = [key for path in sorted(out.glob("train/*.tar")) for key, _ in iter_samples(path)]
     assert keys == [f"scene-train-{i:07d}" for i in range(60)]
+
+
+def test_existing_cluster_by_scheduler_address_gives_the_same_bytes(tmp_path, tiny_catalog, tiny_release):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        result = build(load_catalog(tiny_catalog), tmp_path / "remote", scheduler=cluster.scheduler_address, progress=False)
+    assert result.status == "built"
+    assert shard_bytes(tmp_path / "remote") == shard_bytes(tiny_release)
