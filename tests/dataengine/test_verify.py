@@ -18,6 +18,20 @@ def release(tmp_path, tiny_release) -> Path:
     return copy
 
 
+def rewrite_shard(release: Path, split: str, index: int, samples) -> None:
+    """Replace a shard by other code's rewrite, updating the manifest so its hashes stay consistent."""
+    entry = json.loads((release / "manifest.json").read_text())
+    shard_entry = entry["splits"][split]["shards"][index]
+    path = release / shard_entry["path"]
+    path.unlink()
+    writer = ShardWriter(path)
+    for key, members in samples:
+        writer.write(key, members)
+    shard = writer.close()
+    shard_entry.update(num_bytes=shard.num_bytes, sha256=shard.sha256)
+    (release / "manifest.json").write_text(json.dumps(entry))
+
+
 def messages(release: Path) -> list[str]:
     return [str(problem) for problem in verify_release(release)]
 
@@ -61,15 +75,7 @@ def test_schema_drift_is_caught_even_with_consistent_hashes(release):
     record = json.loads(samples[0][1]["json"])
     record["objects"][0]["confidence"] = 0.5
     samples[0][1]["json"] = encode_json(record)
-    path.unlink()
-    writer = ShardWriter(path)
-    for key, members in samples:
-        writer.write(key, members)
-    shard = writer.close()
-    manifest = json.loads((release / "manifest.json").read_text())
-    entry = manifest["splits"]["train"]["shards"][1]
-    entry.update(num_bytes=shard.num_bytes, sha256=shard.sha256)
-    (release / "manifest.json").write_text(json.dumps(manifest))
+    rewrite_shard(release, "train", 1, samples)
     found = messages(release)
     assert len(found) == 1
     assert "train/tiny-000001.tar: sample 'scene-train-0000004' fails the schema" in found[0] and "confidence" in found[0]
@@ -79,14 +85,7 @@ def test_undecodable_image_is_caught(release):
     path = release / "validation" / "tiny-000000.tar"
     samples = list(iter_samples(path))
     samples[1][1]["rgb.png"] = b"\x89PNG not really"
-    path.unlink()
-    writer = ShardWriter(path)
-    for key, members in samples:
-        writer.write(key, members)
-    shard = writer.close()
-    manifest = json.loads((release / "manifest.json").read_text())
-    manifest["splits"]["validation"]["shards"][0].update(num_bytes=shard.num_bytes, sha256=shard.sha256)
-    (release / "manifest.json").write_text(json.dumps(manifest))
+    rewrite_shard(release, "validation", 0, samples)
     found = messages(release)
     assert len(found) == 1 and "'rgb.png' does not decode as image" in found[0]
 
