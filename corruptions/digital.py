@@ -1,0 +1,92 @@
+"""Digital corruptions: contrast, elastic_transform, pixelate, jpeg_compression, color_quant, saturate."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from corruptions.filters import gaussian
+from corruptions.registry import DATA_PROCESSING, SENSOR_MOVEMENT, WEATHER_LIGHTING, register
+
+CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
+ELASTIC_ALPHA = (250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12)
+PIXELATE = (0.6, 0.5, 0.4, 0.3, 0.25)
+JPEG_QUALITY = (25, 18, 15, 10, 7)
+COLOR_QUANT_BITS = (5, 4, 3, 2, 1)
+SATURATE = ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2))
+
+
+@register("contrast", "digital", CONTRAST, WEATHER_LIGHTING, stochastic=False)
+def contrast(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    x = image / 255.0
+    means = x.mean(axis=(0, 1), keepdims=True)
+    return np.clip((x - means) * CONTRAST[severity - 1] + means, 0, 1) * 255
+
+
+def elastic_field(shape: tuple[int, int], severity: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The random displacement (dx, dy) in pixels: smoothed uniform noise (reflect, truncate 3) x alpha."""
+    h, w = shape
+    sigma = (0.01 * h, 0.01 * w)
+    alpha = ELASTIC_ALPHA[severity - 1]
+    reach = 0.005 * h
+    fields = []
+    for _ in range(2):
+        noise = rng.uniform(-reach, reach, size=shape).astype(np.float32)
+        fields.append(gaussian(noise, sigma, truncate=3.0, border=cv2.BORDER_REFLECT) * np.float32(alpha))
+    return fields[0], fields[1]
+
+
+def apply_displacement(image: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Sample image at (x + dx, y + dy), bilinear, reflecting at the borders (float32 in [0, 1] out)."""
+    h, w = image.shape[:2]
+    cols, rows = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    x = image.astype(np.float32) * np.float32(1 / 255)
+    return cv2.remap(x, cols + dx, rows + dy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+@register("elastic_transform", "digital", ELASTIC_ALPHA, SENSOR_MOVEMENT)
+def elastic_transform(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    dx, dy = elastic_field(image.shape[:2], severity, rng)
+    return np.clip(apply_displacement(image, dx, dy), 0, 1) * 255
+
+
+@register("pixelate", "digital", PIXELATE, DATA_PROCESSING, stochastic=False)
+def pixelate(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    h, w = image.shape[:2]
+    factor = PIXELATE[severity - 1]
+    small = Image.fromarray(image).resize((int(w * factor), int(h * factor)), Image.Resampling.BOX)
+    return np.asarray(small.resize((w, h), Image.Resampling.NEAREST))
+
+
+@register("jpeg_compression", "digital", JPEG_QUALITY, DATA_PROCESSING, stochastic=False)
+def jpeg_compression(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=JPEG_QUALITY[severity - 1])
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("RGB"))
+
+
+@register("color_quant", "digital", COLOR_QUANT_BITS, SENSOR_MOVEMENT, stochastic=False)
+def color_quant(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """RoboDepth: PIL posterize keeping 6 - severity bits per channel."""
+    return np.asarray(ImageOps.posterize(Image.fromarray(image), COLOR_QUANT_BITS[severity - 1]))
+
+
+@register("saturate", "digital", SATURATE, stochastic=False)
+def saturate(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """S' = clip(S * a + b) in HSV, hue and value kept: channels move along (V - channel) by S'/S."""
+    scale, shift = SATURATE[severity - 1]
+    x = image / 255.0
+    value = x.max(axis=2, keepdims=True)
+    delta = value - x.min(axis=2, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sat = np.where(value > 0, delta / value, 0.0)
+        new_sat = np.clip(sat * scale + shift, 0, 1)
+        out = np.where(delta > 0, value - (value - x) * (new_sat / sat), 0.0)
+    # A grey pixel has hue 0 (red): a positive shift gives it (V, V(1 - S'), V(1 - S')).
+    grey = np.concatenate([value, value * (1 - new_sat), value * (1 - new_sat)], axis=2)
+    out = np.where(delta > 0, out, grey)
+    return np.clip(out, 0, 1) * 255

@@ -1,0 +1,65 @@
+"""Noise corruptions: gaussian, shot, impulse, speckle (ImageNet-C) and iso_noise (RoboDepth)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from corruptions.registry import DATA_PROCESSING, register
+
+GAUSSIAN_SIGMA = (0.08, 0.12, 0.18, 0.26, 0.38)
+SHOT_SCALE = (60, 25, 12, 5, 3)
+IMPULSE_AMOUNT = (0.03, 0.06, 0.09, 0.17, 0.27)
+SPECKLE_SCALE = (0.15, 0.2, 0.35, 0.45, 0.6)
+ISO_SIGMA = tuple(round(0.7 * s, 3) for s in GAUSSIAN_SIGMA)
+ISO_POISSON_SCALE = 25
+
+
+def unit(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) * np.float32(1 / 255)
+
+
+def add_gaussian(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    noise = rng.standard_normal(x.shape, dtype=np.float32)
+    noise *= np.float32(sigma)
+    return np.clip(x + noise, 0, 1)
+
+
+def poisson(x: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
+    return np.clip(rng.poisson(x * scale).astype(np.float32) / np.float32(scale), 0, 1)
+
+
+@register("gaussian_noise", "noise", GAUSSIAN_SIGMA, DATA_PROCESSING)
+def gaussian_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    return add_gaussian(unit(image), GAUSSIAN_SIGMA[severity - 1], rng) * 255
+
+
+@register("shot_noise", "noise", SHOT_SCALE, DATA_PROCESSING)
+def shot_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    return poisson(unit(image), SHOT_SCALE[severity - 1], rng) * 255
+
+
+@register("impulse_noise", "noise", IMPULSE_AMOUNT, DATA_PROCESSING)
+def impulse_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Salt and pepper per channel value: a fraction `amount` flipped, half to 0 and half to 1."""
+    amount = IMPULSE_AMOUNT[severity - 1]
+    out = image.copy()
+    flipped = rng.random(image.shape, dtype=np.float32) < amount
+    salted = rng.random(image.shape, dtype=np.float32) < 0.5
+    out[flipped & salted] = 255
+    out[flipped & ~salted] = 0
+    return out
+
+
+@register("speckle_noise", "noise", SPECKLE_SCALE)
+def speckle_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    x = unit(image)
+    noise = rng.standard_normal(x.shape, dtype=np.float32)
+    noise *= np.float32(SPECKLE_SCALE[severity - 1])
+    return np.clip(x + x * noise, 0, 1) * 255
+
+
+@register("iso_noise", "noise", ISO_SIGMA, DATA_PROCESSING)
+def iso_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """RoboDepth: Poisson noise at a fixed photon scale of 25, then Gaussian noise of 0.7 x sigma."""
+    x = poisson(unit(image), ISO_POISSON_SCALE, rng)
+    return add_gaussian(x, ISO_SIGMA[severity - 1], rng) * 255

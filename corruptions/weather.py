@@ -1,0 +1,176 @@
+"""Weather and lighting: brightness, dark (RoboDepth), fog, frost, snow, and spatter (validation)."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from importlib.util import find_spec
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from corruptions.filters import clipped_zoom, gaussian, motion_blur
+from corruptions.noise import GAUSSIAN_SIGMA, SHOT_SCALE, add_gaussian, poisson, unit
+from corruptions.registry import WEATHER_LIGHTING, register
+
+BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
+DARK = (0.60, 0.50, 0.40, 0.30, 0.20)
+FOG = ((1.5, 2.0), (2.0, 2.0), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))
+FROST = ((1.0, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))
+SNOW = (
+    (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+    (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+    (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+    (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+    (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+)
+SPATTER = (
+    (0.65, 0.3, 4, 0.69, 0.6, "water"),
+    (0.65, 0.3, 3, 0.68, 0.6, "water"),
+    (0.65, 0.3, 2, 0.68, 0.5, "water"),
+    (0.65, 0.3, 1, 0.65, 1.5, "mud"),
+    (0.67, 0.4, 1, 0.65, 1.5, "mud"),
+)
+FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
+
+
+@register("brightness", "weather", BRIGHTNESS, WEATHER_LIGHTING, stochastic=False)
+def brightness(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Add c to V in HSV. For fixed hue and saturation RGB is proportional to V, so scale by V'/V."""
+    x = image.astype(np.float32) * np.float32(1 / 255)
+    value = x.max(axis=2, keepdims=True)
+    boosted = np.minimum(value + np.float32(BRIGHTNESS[severity - 1]), 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(value > 0, x * (boosted / value), boosted)  # black has no hue: it turns grey
+    return np.clip(out, 0, 1) * 255
+
+
+@register("dark", "weather", DARK, WEATHER_LIGHTING)
+def dark(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """RoboDepth low light: a gamma-2 stretch to max c, then Poisson-Gaussian sensor noise.
+
+    A constant image has no range to stretch and becomes black before the noise.
+    """
+    x = image.astype(np.float64) / 255
+    low, high = x.min(), x.max()
+    stretched = ((x - low) / (high - low)) ** 2 if high > low else np.zeros_like(x)
+    y = (stretched * DARK[severity - 1]).astype(np.float32)
+    y = poisson(y, 10 * SHOT_SCALE[severity - 1], rng)
+    return add_gaussian(y, 0.1 * GAUSSIAN_SIGMA[severity - 1], rng) * 255
+
+
+def plasma_fractal(mapsize: int, wibbledecay: float, rng: np.random.Generator) -> np.ndarray:
+    """Diamond-square height map in [0, 1] on a mapsize x mapsize grid (mapsize a power of two)."""
+    grid = np.zeros((mapsize, mapsize), dtype=np.float64)
+    step = mapsize
+    wibble = 100.0
+
+    def wibbled_mean(total: np.ndarray) -> np.ndarray:
+        return total / 4 + wibble * rng.uniform(-wibble, wibble, total.shape)
+
+    while step >= 2:
+        half = step // 2
+        corners = grid[0:mapsize:step, 0:mapsize:step]
+        square = corners + np.roll(corners, -1, axis=0)
+        square += np.roll(square, -1, axis=1)
+        grid[half:mapsize:step, half:mapsize:step] = wibbled_mean(square)
+        centres = grid[half:mapsize:step, half:mapsize:step]
+        corners = grid[0:mapsize:step, 0:mapsize:step]
+        left = centres + np.roll(centres, 1, axis=0) + corners + np.roll(corners, -1, axis=1)
+        grid[0:mapsize:step, half:mapsize:step] = wibbled_mean(left)
+        top = centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=0)
+        grid[half:mapsize:step, 0:mapsize:step] = wibbled_mean(top)
+        step //= 2
+        wibble /= wibbledecay
+    grid -= grid.min()
+    return grid / grid.max()
+
+
+@register("fog", "weather", FOG, WEATHER_LIGHTING)
+def fog(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    strength, decay = FOG[severity - 1]
+    h, w = image.shape[:2]
+    mapsize = 1 << (max(h, w, 3) - 1).bit_length()
+    x = unit(image)
+    peak = x.max()
+    x += np.float32(strength) * plasma_fractal(mapsize, decay, rng)[:h, :w, None].astype(np.float32)
+    return np.clip(x * peak / (peak + strength), 0, 1) * 255
+
+
+def frost_texture_dir() -> Path:
+    """The frost photographs shipped by `imagecorruptions`, located without importing it."""
+    spec = find_spec("imagecorruptions")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("frost needs the textures shipped by the imagecorruptions package: pip install imagecorruptions==1.1.2")
+    return Path(next(iter(spec.submodule_search_locations))) / "frost"
+
+
+@lru_cache(maxsize=6)
+def frost_texture(index: int) -> np.ndarray:
+    path = frost_texture_dir() / FROST_FILES[index]
+    texture = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if texture is None:
+        raise RuntimeError(f"cannot read frost texture {path}")
+    texture.flags.writeable = False
+    return texture
+
+
+@lru_cache(maxsize=32)
+def fitted_frost(index: int, height: int, width: int) -> np.ndarray:
+    """A texture scaled (bicubic) to cover the image with a 10% margin, as the reference does."""
+    texture = frost_texture(index)
+    th, tw = texture.shape[:2]
+    scale = max(height / th, width / tw, 1.0) * 1.1
+    fitted = cv2.resize(texture, (int(math.ceil(tw * scale)), int(math.ceil(th * scale))), interpolation=cv2.INTER_CUBIC)
+    fitted.flags.writeable = False
+    return fitted
+
+
+@register("frost", "weather", FROST, WEATHER_LIGHTING)
+def frost(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Blend a random crop of a frost photograph (the reference only ever draws textures 1-5)."""
+    image_weight, frost_weight = FROST[severity - 1]
+    h, w = image.shape[:2]
+    texture = fitted_frost(int(rng.integers(5)), h, w)
+    top = int(rng.integers(0, max(texture.shape[0] - h, 1)))
+    left = int(rng.integers(0, max(texture.shape[1] - w, 1)))
+    crop = texture[top : top + h, left : left + w, ::-1].astype(np.float32)  # BGR -> RGB
+    return np.clip(np.float32(image_weight) * image + np.float32(frost_weight) * crop, 0, 255)
+
+
+@register("snow", "weather", SNOW, WEATHER_LIGHTING)
+def snow(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    mean, std, zoom, threshold, radius, sigma, blend = SNOW[severity - 1]
+    x = unit(image)
+    flakes = rng.normal(loc=mean, scale=std, size=x.shape[:2]).astype(np.float32)
+    flakes = clipped_zoom(flakes, zoom)
+    flakes[flakes < threshold] = 0
+    flakes = motion_blur(np.clip(flakes, 0, 1), radius, sigma, rng.uniform(-135, -45))
+    flakes = (np.round(flakes * 255).astype(np.uint8).astype(np.float32) / 255)[..., None]
+    grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None]
+    x = blend * x + (1 - blend) * np.maximum(x, grey * 1.5 + 0.5)
+    return np.clip(x + flakes + np.rot90(flakes, k=2), 0, 1) * 255
+
+
+@register("spatter", "weather", SPATTER)
+def spatter(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    loc, scale, sigma, threshold, intensity, mode = SPATTER[severity - 1]
+    x = unit(image)
+    liquid = gaussian(rng.normal(loc=loc, scale=scale, size=x.shape[:2]).astype(np.float32), sigma)
+    liquid[liquid < threshold] = 0
+    if mode == "water":
+        liquid8 = (liquid * 255).astype(np.uint8)
+        dist = cv2.distanceTransform(255 - cv2.Canny(liquid8, 50, 150), cv2.DIST_L2, 5)
+        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+        dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
+        dist = cv2.filter2D(dist, cv2.CV_8U, np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]))
+        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+        drops = liquid8 * dist
+        drops = drops / drops.max() * intensity if drops.max() > 0 else drops
+        tint = np.array([175, 238, 238], dtype=np.float32) / 255  # pale turquoise water
+        return np.clip(x + drops[..., None] * tint, 0, 1) * 255
+    drops = gaussian((liquid > threshold).astype(np.float32), intensity)
+    drops[drops < 0.8] = 0
+    mud = np.array([63, 42, 20], dtype=np.float32) / 255 * drops[..., None]
+    return np.clip(x * (1 - drops[..., None]) + mud, 0, 1) * 255
