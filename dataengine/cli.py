@@ -28,10 +28,6 @@ def cli(verbose: bool) -> None:
     a dataset card (README.md) that Hugging Face `datasets` reads, and rejects.jsonl.
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not verbose:
-        # Dask logs cluster start-up and shut-down chatter (even tracebacks of closed comms) at INFO/ERROR.
-        logging.getLogger("distributed").setLevel(logging.ERROR)
-        logging.getLogger("distributed.batched").setLevel(logging.CRITICAL)
 
 
 def _run_build(catalog: str, out: str | None, workers: int | None, scheduler: str | None, limit: int | None,
@@ -141,6 +137,77 @@ def inspect(shard: str, as_json: bool) -> None:
     click.echo("first sample:")
     for name, description in (summary["first_sample"] or {}).items():
         click.echo(f"  {name:<14} {description}")
+
+
+@cli.command("corrupt")
+@click.argument("in_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--names", default="kitti-c", show_default=True, help="A set (kitti-c, nyu-c, imagenet-c, all) or comma-separated corruption names.")
+@click.option("--severities", default="1-5", show_default=True, help="A range or list, e.g. 1-5, 1-4 or 1,3,5.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Every output is seeded by (seed, file, corruption, severity).")
+@click.option("--workers", "-w", type=int, help="Local Dask worker processes (default: number of cores).")
+@click.option("--scheduler", help="Address of an existing Dask scheduler (workers must see both folders).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def corrupt_command(in_dir: str, out_dir: str, names: str, severities: str, seed: int, workers: int | None, scheduler: str | None, no_progress: bool) -> None:
+    """Corrupt every image below IN_DIR into OUT_DIR/<corruption>/<severity>/<relative path>.
+
+    Existing outputs are kept (a rerun finishes an interrupted run); unreadable inputs are listed
+    in OUT_DIR/rejects.jsonl.
+    """
+    from dataengine.corrupt_folder import CorruptionJob, corrupt_folder
+
+    chosen, levels = _corruption_choice(names, severities)
+    if workers is not None and workers < 1:
+        _fail(f"--workers {workers}: give at least 1")
+    if seed < 0:
+        _fail(f"--seed {seed}: give a non-negative integer")
+    if Path(out_dir).resolve() == Path(in_dir).resolve() or Path(out_dir).resolve().is_relative_to(Path(in_dir).resolve()):
+        _fail("OUT_DIR must not be inside IN_DIR (outputs would become inputs on a rerun)")
+    job = CorruptionJob(str(Path(in_dir).resolve()), str(Path(out_dir).resolve()), tuple(chosen), tuple(levels), seed)
+    try:
+        totals = corrupt_folder(job, workers=workers, scheduler=scheduler, progress=not no_progress)
+    except ValueError as exc:
+        _fail(str(exc))
+    click.echo(f"{totals['files']} images: {totals['written']} outputs written, {totals['skipped']} already there, {len(totals['rejects'])} unreadable (see {out_dir}/rejects.jsonl)")
+    if totals["rejects"]:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", default="gallery.png", show_default=True, type=click.Path(dir_okay=False), help="Where to write the grid (PNG).")
+@click.option("--names", default="kitti-c", show_default=True, help="A set or comma-separated corruption names.")
+@click.option("--severities", default="1-5", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--tile-width", type=int, default=240, show_default=True)
+def gallery(image: str, output: str, names: str, severities: str, seed: int, tile_width: int) -> None:
+    """Draw IMAGE under every corruption and severity as a labelled grid."""
+    import numpy as np
+    from PIL import Image
+
+    from dataengine.gallery import corruption_grid
+
+    chosen, levels = _corruption_choice(names, severities)
+    try:
+        with Image.open(image) as handle:
+            array = np.asarray(handle.convert("RGB"))
+        grid = corruption_grid(array, chosen, levels, seed=seed, tile_width=tile_width)
+    except (OSError, ValueError) as exc:
+        _fail(f"{image}: {exc}", code=1)
+    grid.save(output)
+    click.echo(f"wrote {output} ({len(chosen)} corruptions x {len(levels)} severities, {grid.width}x{grid.height})")
+
+
+def _corruption_choice(names: str, severities: str) -> tuple[list[str], list[int]]:
+    from corruptions import get, names as corruption_set, parse_severities
+    from corruptions.registry import SETS
+
+    try:
+        chosen = corruption_set(names) if names in SETS else [get(n.strip()).name for n in names.split(",") if n.strip()]
+        levels = parse_severities(severities)
+    except ValueError as exc:
+        _fail(str(exc))
+    return chosen, levels
 
 
 @cli.command("builders")

@@ -169,10 +169,24 @@ WORKER_ENVIRON = {
 }
 
 
-def _local_cluster(workers: int, processes: bool) -> Any:
+def quiet_dask_logs() -> None:
+    """Unless INFO logging was asked for, keep Dask's start-up and shut-down chatter off the terminal.
+
+    `distributed` sets its loggers' levels when imported, so this runs after that import.
+    """
+    import distributed  # noqa: F401
+
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        logging.getLogger("distributed.batched").setLevel(logging.CRITICAL)
+
+
+def local_cluster(workers: int, processes: bool = True) -> Any:
+    """A local Dask cluster of single-threaded workers with the environment above."""
     import dask
     from distributed import LocalCluster
 
+    quiet_dask_logs()
     with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}):
         return LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0", silence_logs=logging.ERROR
@@ -195,11 +209,12 @@ def _run_on_dask(
     from tqdm import tqdm
 
     cluster = None
+    quiet_dask_logs()
     if scheduler:
         client = Client(scheduler)
     else:
         workers = workers or os.cpu_count() or 1
-        cluster = _local_cluster(workers, processes)
+        cluster = local_cluster(workers, processes)
         client = Client(cluster)
     failures: list[tuple[str, str]] = []
     try:
