@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
@@ -21,9 +19,16 @@ SATURATE = ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2))
 
 @register("contrast", "digital", CONTRAST, WEATHER_LIGHTING, stochastic=False)
 def contrast(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    x = image / 255.0
-    means = x.mean(axis=(0, 1), keepdims=True)
-    return np.clip((x - means) * CONTRAST[severity - 1] + means, 0, 1) * 255
+    factor = np.float32(CONTRAST[severity - 1])
+    means = (image.mean(axis=(0, 1), dtype=np.float64) / 255).astype(np.float32)
+    x = image.astype(np.float32)
+    x *= np.float32(1 / 255)
+    x -= means
+    x *= factor
+    x += means
+    np.clip(x, 0, 1, out=x)
+    x *= 255
+    return x
 
 
 def elastic_field(shape: tuple[int, int], severity: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -63,10 +68,15 @@ def pixelate(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.n
 
 @register("jpeg_compression", "digital", JPEG_QUALITY, DATA_PROCESSING, stochastic=False)
 def jpeg_compression(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "JPEG", quality=JPEG_QUALITY[severity - 1])
-    with Image.open(buffer) as decoded:
-        return np.asarray(decoded.convert("RGB"))
+    """Encode and decode at a low JPEG quality (libjpeg defaults: 4:2:0, as PIL's `save` in the reference).
+
+    OpenCV's codec gives the same pixels as PIL's here (tested) and is faster.
+    """
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY[severity - 1]])
+    if not ok:
+        raise RuntimeError("OpenCV could not JPEG-encode the image")
+    return cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 @register("color_quant", "digital", COLOR_QUANT_BITS, SENSOR_MOVEMENT, stochastic=False)

@@ -1,0 +1,78 @@
+"""Corruption speed: ours vs the reference (imagecorruptions 1.1.2, shimmed) on the same photos.
+
+Single process, both warmed up first (imports, numba compilation, texture cache). For each size,
+every corruption at every severity; times are summed over the five severities.
+
+    python -m benchmarks.corruptions [--sizes 640x192 1242x375] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from PIL import Image
+from skimage import data
+
+from corruptions import corrupt, names
+from corruptions.reference import reference_corrupt
+
+RICHER_THAN_REFERENCE = ("dark", "iso_noise", "color_quant")  # RoboDepth's own: not in imagecorruptions
+
+
+def timed(function, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def run(size: tuple[int, int], repeats: int, reference_repeats: int) -> None:
+    image = np.asarray(Image.fromarray(data.astronaut()).resize(size, Image.Resampling.LANCZOS))
+    compared = [n for n in names("kitti-c") if n not in RICHER_THAN_REFERENCE]
+    for name in names("kitti-c"):  # warm-up
+        corrupt(image, name, 1, seed=0)
+    for name in compared:
+        reference_corrupt(image, name, 1, 0) if name != "glass_blur" else None
+    print(f"\n{size[0]}x{size[1]}: seconds for severities 1-5 (best of {repeats} ours, {reference_repeats} reference)")
+    print(f"{'corruption':<18} {'ours':>9} {'reference':>10} {'speed-up':>9}")
+    ours_total = reference_total = 0.0
+    ours_no_glass = reference_no_glass = 0.0
+    slower = []
+    for name in names("kitti-c"):
+        ours = timed(lambda: [corrupt(image, name, s, seed=s) for s in range(1, 6)], repeats)
+        if name in RICHER_THAN_REFERENCE:
+            print(f"{name:<18} {ours:9.3f} {'-':>10} {'-':>9}   (RoboDepth's own; no reference to time)")
+            continue
+        reference = timed(lambda: [reference_corrupt(image, name, s, s) for s in range(1, 6)], reference_repeats)
+        ratio = reference / ours
+        slower += [name] if ratio < 1 else []
+        print(f"{name:<18} {ours:9.3f} {reference:10.3f} {ratio:8.1f}x")
+        ours_total += ours
+        reference_total += reference
+        if name != "glass_blur":
+            ours_no_glass += ours
+            reference_no_glass += reference
+    print(f"{'total (15 shared)':<18} {ours_total:9.3f} {reference_total:10.3f} {reference_total / ours_total:8.1f}x")
+    print(f"{'without glass_blur':<18} {ours_no_glass:9.3f} {reference_no_glass:10.3f} {reference_no_glass / ours_no_glass:8.1f}x")
+    all_18 = timed(lambda: [corrupt(image, n, s, seed=s) for n in names("kitti-c") for s in range(1, 6)], 1)
+    print(f"whole KITTI-C set (18 x 5 = 90 outputs) of one image: {all_18:.2f} s -> {90 / all_18:.1f} corrupted images/s per core")
+    print("corruptions slower than the reference:", ", ".join(slower) or "none")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["640x192", "1242x375"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reference-repeats", type=int, default=1)
+    args = parser.parse_args()
+    for text in args.sizes:
+        width, height = (int(v) for v in text.lower().split("x"))
+        run((width, height), args.repeats, args.reference_repeats)
+
+
+if __name__ == "__main__":
+    main()
