@@ -85,3 +85,23 @@ def test_parse_severities():
         parse_severities("0-3")
     with pytest.raises(ValueError, match="write a range"):
         parse_severities("one")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_smallest_allowed_image(name):
+    image = (np.random.default_rng(1).random((32, 32, 3)) * 255).astype(np.uint8)
+    for severity in range(1, 6):
+        assert corrupt(image, name, severity, seed=0).shape == (32, 32, 3)
+
+
+def test_frost_reads_the_textures_without_importing_the_reference():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from corruptions import corrupt; "
+        "corrupt(np.zeros((64, 64, 3), np.uint8), 'frost', 3, seed=0); "
+        "print('imagecorruptions' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
