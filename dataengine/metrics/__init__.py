@@ -1,0 +1,1 @@
+"""Evaluation metrics for released datasets (depth robustness now; VQA later)."""

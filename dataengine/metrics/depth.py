@@ -1,0 +1,165 @@
+"""Monocular depth metrics and the RoboDepth robustness scores (DEE, CE/mCE, RCE/RmCE, RR/mRR).
+
+Protocols follow the published evaluation code: KITTI Eigen split (depth in [1e-3, 80] m, Garg
+crop, per-image median scaling for monocular models, predictions clamped to the depth range) and
+NYU Depth v2 (depth in [1e-3, 10] m, Eigen crop, metric predictions).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+import cv2
+import numpy as np
+
+METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "a1", "a2", "a3")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How predictions are compared with ground truth."""
+
+    name: str
+    min_depth: float
+    max_depth: float
+    crop: tuple[float, float, float, float] | None  # (top, bottom, left, right) as fractions of H, W
+    median_scaling: bool
+
+
+# Garg crop: rows [0.40810811 H, 0.99189189 H), columns [0.03594771 W, 0.96405229 W).
+KITTI = Protocol("kitti", 1e-3, 80.0, (0.40810811, 0.99189189, 0.03594771, 0.96405229), median_scaling=True)
+# Eigen crop of NYU at 480x640: rows 45:471, columns 41:601.
+NYU = Protocol("nyu", 1e-3, 10.0, (45 / 480, 471 / 480, 41 / 640, 601 / 640), median_scaling=False)
+PROTOCOLS = {"kitti": KITTI, "nyu": NYU}
+
+
+def protocol(name: str | Protocol) -> Protocol:
+    if isinstance(name, Protocol):
+        return name
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol '{name}'; choose one of {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+def evaluation_mask(gt: np.ndarray, proto: Protocol) -> np.ndarray:
+    """Valid ground truth inside the depth range and the protocol's crop."""
+    mask = np.isfinite(gt) & (gt > proto.min_depth) & (gt < proto.max_depth)
+    if proto.crop is not None:
+        h, w = gt.shape
+        top, bottom, left, right = proto.crop
+        crop = np.zeros_like(mask)
+        crop[int(top * h) : int(bottom * h), int(left * w) : int(right * w)] = True
+        mask &= crop
+    return mask
+
+
+def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The standard metrics on matched 1-D arrays of positive depths."""
+    thresh = np.maximum(gt / pred, pred / gt)
+    log_diff = np.log(pred) - np.log(gt)
+    return {
+        "abs_rel": float(np.mean(np.abs(gt - pred) / gt)),
+        "sq_rel": float(np.mean((gt - pred) ** 2 / gt)),
+        "rmse": float(np.sqrt(np.mean((gt - pred) ** 2))),
+        "rmse_log": float(np.sqrt(np.mean(log_diff**2))),
+        "log10": float(np.mean(np.abs(np.log10(gt) - np.log10(pred)))),
+        "silog": float(np.sqrt(max(np.mean(log_diff**2) - np.mean(log_diff) ** 2, 0.0)) * 100),
+        "a1": float(np.mean(thresh < 1.25)),
+        "a2": float(np.mean(thresh < 1.25**2)),
+        "a3": float(np.mean(thresh < 1.25**3)),
+    }
+
+
+def depth_metrics(gt: np.ndarray, pred: np.ndarray, proto: str | Protocol = "kitti", median_scaling: bool | None = None) -> dict[str, float]:
+    """Metrics of one image. `pred` (metres) is resized to the ground truth's size if needed."""
+    proto = protocol(proto)
+    gt = np.asarray(gt, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    if gt.ndim != 2 or pred.ndim != 2:
+        raise ValueError(f"ground truth and prediction must be HxW depth maps, got {gt.shape} and {pred.shape}")
+    if not np.isfinite(pred).all() or (pred < 0).any():
+        raise ValueError("prediction holds NaN, infinite or negative depth; give metres >= 0")
+    if pred.shape != gt.shape:
+        pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+    mask = evaluation_mask(gt, proto)
+    if not mask.any():
+        raise ValueError(f"no valid ground-truth pixel inside the {proto.name} crop and depth range")
+    gt_valid, pred_valid = gt[mask], pred[mask]
+    scale_by_median = proto.median_scaling if median_scaling is None else median_scaling
+    if scale_by_median:
+        median = np.median(pred_valid)
+        if median <= 0:
+            raise ValueError("median scaling needs a positive median prediction")
+        pred_valid = pred_valid * (np.median(gt_valid) / median)
+    pred_valid = np.clip(pred_valid, proto.min_depth, proto.max_depth)
+    return compute_errors(gt_valid, pred_valid)
+
+
+def mean_metrics(per_image: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    rows = list(per_image)
+    if not rows:
+        raise ValueError("no images to average")
+    return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
+
+
+def dee(abs_rel: float, a1: float) -> dict[str, float]:
+    """Depth estimation errors: DEE1 = abs_rel - a1 + 1, DEE2 = DEE1 / 2, DEE3 = abs_rel / a1."""
+    return {"dee1": abs_rel - a1 + 1, "dee2": (abs_rel - a1 + 1) / 2, "dee3": abs_rel / a1 if a1 > 0 else float("inf")}
+
+
+def corruption_dee(by_severity: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """DEE of one corruption: abs_rel and a1 averaged over its severities first."""
+    rows = list(by_severity)
+    return dee(float(np.mean([r["abs_rel"] for r in rows])), float(np.mean([r["a1"] for r in rows])))
+
+
+def baseline_table(name: str) -> dict[str, Any]:
+    """A shipped baseline: `monodepth2` (KITTI-C) or `adabins` (NYUDepth2-C)."""
+    files_by_name = {"monodepth2": "monodepth2_kitti_c.json", "adabins": "adabins_nyu_c.json"}
+    if name not in files_by_name:
+        raise ValueError(f"unknown baseline '{name}'; shipped: {', '.join(files_by_name)}, or pass a mapping of DEE2 values")
+    return json.loads(files("dataengine.metrics").joinpath("baselines", files_by_name[name]).read_text())
+
+
+@dataclass(frozen=True)
+class RobustnessScores:
+    """mCE, RmCE and mRR (x100, as published) and the per-corruption values behind them."""
+
+    mce: float
+    rmce: float
+    mrr: float
+    ce: dict[str, float] = field(default_factory=dict)
+    rce: dict[str, float] = field(default_factory=dict)
+    rr: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mCE": self.mce, "RmCE": self.rmce, "mRR": self.mrr, "CE": self.ce, "RCE": self.rce, "RR": self.rr}
+
+
+def robustness_scores(dee2: Mapping[str, float], baseline: str | Mapping[str, float] = "monodepth2") -> RobustnessScores:
+    """Scores of a model from its DEE2 per corruption plus "clean", against a baseline's DEE2."""
+    reference = dict(baseline_table(baseline)["dee2"] if isinstance(baseline, str) else baseline)
+    if "clean" not in dee2 or "clean" not in reference:
+        raise ValueError('both the model and the baseline need a "clean" DEE2 entry')
+    corruptions = [name for name in dee2 if name != "clean"]
+    missing = [name for name in corruptions if name not in reference]
+    if missing:
+        raise ValueError(f"the baseline has no DEE2 for {', '.join(missing)}")
+    if not corruptions:
+        raise ValueError("give DEE2 for at least one corruption besides clean")
+    clean, base_clean = dee2["clean"], reference["clean"]
+    ce = {name: dee2[name] / reference[name] for name in corruptions}
+    rce = {name: (clean - dee2[name]) / (base_clean - reference[name]) for name in corruptions}
+    rr = {name: (1 - dee2[name]) / (1 - clean) for name in corruptions}
+    return RobustnessScores(
+        mce=100 * float(np.mean(list(ce.values()))),
+        rmce=100 * float(np.mean(list(rce.values()))),
+        mrr=100 * float(np.mean(list(rr.values()))),
+        ce=ce,
+        rce=rce,
+        rr=rr,
+    )
