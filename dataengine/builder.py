@@ -112,6 +112,11 @@ class Builder(ABC):
     def fields(self, spec: BuildSpec) -> dict[str, str]:
         """Member name -> kind, identical for every sample of a release built from `spec`."""
 
+    def output_splits(self, spec: BuildSpec) -> list[str]:
+        """The splits a release holds, in order. A split may be `<config>/<split>`: then each
+        config becomes a Hugging Face config (e.g. `fog/severity_3`)."""
+        return list(spec.splits)
+
     @abstractmethod
     def plan(self, spec: BuildSpec) -> list[Partition]:
         """Deterministic partitions of every split; cheap (no pixels)."""

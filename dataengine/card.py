@@ -10,34 +10,45 @@ import yaml
 from dataengine.fields import field_kind
 from dataengine.schema import SampleSchema
 
-TASKS_BY_KIND = {"scene": ["depth-estimation", "object-detection", "image-segmentation"]}
+TASKS_BY_KIND = {"scene": ["depth-estimation", "object-detection", "image-segmentation"], "depth_c": ["depth-estimation"]}
+
+
+def configs_of(splits: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Group split paths into configs: `fog/severity_3` -> config `fog`, split `severity_3`.
+
+    Plain split names (no `/`) all belong to the config `default`.
+    """
+    configs: dict[str, list[tuple[str, str]]] = {}
+    for path in splits:
+        config, _, split = path.rpartition("/")
+        configs.setdefault(config or "default", []).append((split, path))
+    return configs
 
 
 def card_yaml(manifest: dict[str, Any], schema: SampleSchema) -> dict[str, Any]:
-    """The card's YAML header: one `default` config over the tar shards, with declared features."""
+    """The card's YAML header: one config per group of splits over the tar shards, with declared features."""
     import datasets
 
     features = schema.hf_features(manifest["fields"])
     # A split with no samples has no shards for a data_files pattern to match: leave it out.
-    splits = [split for split, entry in manifest["splits"].items() if entry["num_samples"] > 0]
-    split_dict = datasets.SplitDict()
-    for split in splits:
-        entry = manifest["splits"][split]
-        split_dict.add(datasets.SplitInfo(name=split, num_bytes=entry["num_bytes"], num_examples=entry["num_samples"]))
-    info = datasets.DatasetInfo(features=features, splits=split_dict)._to_yaml_dict()
+    non_empty = [path for path, entry in manifest["splits"].items() if entry["num_samples"] > 0]
+    configs, infos = [], []
+    for index, (config, splits) in enumerate(configs_of(non_empty).items()):
+        split_dict = datasets.SplitDict()
+        for split, path in splits:
+            entry = manifest["splits"][path]
+            split_dict.add(datasets.SplitInfo(name=split, num_bytes=entry["num_bytes"], num_examples=entry["num_samples"]))
+        configs.append(
+            {"config_name": config, **({"default": True} if index == 0 else {}), "data_files": [{"split": split, "path": f"{path}/*.tar"} for split, path in splits]}
+        )
+        infos.append({"config_name": config, **datasets.DatasetInfo(features=features, splits=split_dict)._to_yaml_dict()})
     return {
         "pretty_name": f"{manifest['name']} {manifest['version']}",
         "license": manifest["license"],
         "task_categories": TASKS_BY_KIND.get(manifest["sample_kind"], []),
         "tags": ["webdataset", "dataengine", manifest["builder"]],
-        "configs": [
-            {
-                "config_name": "default",
-                "default": True,
-                "data_files": [{"split": split, "path": f"{split}/*.tar"} for split in splits],
-            }
-        ],
-        "dataset_info": {"config_name": "default", **info},
+        "configs": configs,
+        "dataset_info": infos[0] if len(infos) == 1 else infos,
     }
 
 
@@ -53,6 +64,9 @@ def card_text(manifest: dict[str, Any], schema: SampleSchema) -> str:
     packages = ", ".join(f"{k} {v}" for k, v in manifest["packages"].items())
     first_split = next(iter(manifest["splits"]))
     last_shard = max(len(manifest["splits"][first_split]["shards"]) - 1, 0)
+    config, _, split = first_split.rpartition("/")
+    ours_args = f'config="{config}", split="{split}"' if config else f'split="{split}"'
+    hf_args = f'"{config}", split="{split}"' if config else f'split="{split}"'
     return f"""---
 {header}---
 
@@ -85,13 +99,13 @@ Rejected samples: {rejects['total']} (reasons in `rejects.jsonl`)
 
 ```python
 import dataengine
-for sample in dataengine.load("<release dir>", split="{first_split}"):
+for sample in dataengine.load("<release dir>", {ours_args}):
     ...
 ```
 
 ```python
 import datasets
-ds = datasets.load_dataset("<release dir>", split="{first_split}")
+ds = datasets.load_dataset("<release dir>", {hf_args})
 ```
 
 ```python

@@ -74,7 +74,7 @@ class Partition:
 
     @property
     def id(self) -> str:
-        return f"{self.split}-{self.index:06d}"
+        return f"{self.split.replace('/', '__')}-{self.index:06d}"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Assembling a release folder from finished partitions: final shard names and the side files.
 
-Layout: `<split>/<name>-<NNNNNN>.tar`, `<split>/sizes.json` (open_clip), `manifest.json`,
+Layout: `<split>/<name>-<NNNNNN>.tar` (a split may be `<config>/<split>`), `<split>/sizes.json`
+(open_clip), `manifest.json`,
 `_info.json` (timm `wds/`), `rejects.jsonl`, `stats.json`, `schema.json`, `README.md` (card).
 `manifest.json` is written last: a folder without it is an unfinished build.
 """
@@ -54,11 +55,13 @@ def finalize_release(
     records = [json.loads((work / DONE_DIR / f"{part.id}.json").read_text()) for part in partitions]
     _check_unique_keys(records)
 
-    splits: dict[str, dict[str, Any]] = {split: {"num_samples": 0, "num_bytes": 0, "shards": []} for split in spec.splits}
+    splits: dict[str, dict[str, Any]] = {split: {"num_samples": 0, "num_bytes": 0, "shards": []} for split in builder.output_splits(spec)}
     numbers: Counter = Counter()
     for record in records:
         split = record["split"]
-        (out / split).mkdir(exist_ok=True)
+        if split not in splits:
+            raise ReleaseError(f"partition {record['partition']} wrote split '{split}', which the builder does not declare")
+        (out / split).mkdir(parents=True, exist_ok=True)
         for shard in record["shards"]:
             relative = shard_name(spec, split, numbers[split])
             numbers[split] += 1
@@ -72,7 +75,7 @@ def finalize_release(
             splits[split]["num_samples"] += shard["num_samples"]
             splits[split]["num_bytes"] += shard["num_bytes"]
     for split in splits:
-        (out / split).mkdir(exist_ok=True)
+        (out / split).mkdir(parents=True, exist_ok=True)
         fsync_dir(out / split)
 
     rejects = [reject for record in records for reject in record["rejects"]]
