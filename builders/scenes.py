@@ -59,15 +59,15 @@ class ScenesBuilder(Builder):
             raise ValueError("params.objects and params.depth_range_m must be [low, high] with low <= high")
         return [part for split, values in spec.splits.items() for part in spec.partition(split, range(values["num_samples"]))]
 
-    def item_key(self, item: int, part: Partition) -> str:
-        return f"scene-{part.split}-{item:07d}"
+    def item_key(self, item: int, ctx: Context) -> str:
+        return f"scene-{ctx.partition.split}-{item:07d}"
 
-    def item_source(self, item: int) -> str:
+    def item_source(self, item: int, ctx: Context) -> str:
         return f"procedural:{item}"
 
     def process_item(self, item: int, ctx: Context) -> Iterable[Sample]:
         p = ctx.spec.params
-        key = self.item_key(item, ctx.partition)
+        key = self.item_key(item, ctx)
         camera = Camera.from_fov(p["width"], p["height"], p["hfov_deg"], p["camera_height_m"], p["camera_pitch_deg"])
         rng = ctx.rng(key, "layout")
         count = int(rng.integers(p["objects"][0], p["objects"][1] + 1))

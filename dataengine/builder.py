@@ -121,11 +121,12 @@ class Builder(ABC):
     def plan(self, spec: BuildSpec) -> list[Partition]:
         """Deterministic partitions of every split; cheap (no pixels)."""
 
-    def item_key(self, item: Any, part: Partition) -> str:
+    def item_key(self, item: Any, ctx: Context) -> str:
         """The sample key an item will produce; used to name rejects when the item fails."""
-        return f"{part.id}:{item}"
+        return f"{ctx.partition.id}:{item}"
 
-    def item_source(self, item: Any) -> str:
+    def item_source(self, item: Any, ctx: Context) -> str:
+        """Where an item comes from (a path, a record id), for rejects."""
         return str(item)
 
     @abstractmethod
@@ -139,7 +140,7 @@ class Builder(ABC):
             try:
                 samples = list(self.process_item(item, ctx))
             except Exception as exc:  # noqa: BLE001 - bad input must not stop the build
-                ctx.reject(self.item_key(item, part), f"{type(exc).__name__}: {exc}", self.item_source(item), code=f"error.{type(exc).__name__}")
+                ctx.reject(self.item_key(item, ctx), f"{type(exc).__name__}: {exc}", self.item_source(item, ctx), code=f"error.{type(exc).__name__}")
                 samples = []
             ctx.timings["process"] += time.perf_counter() - started
             yield from samples

@@ -55,7 +55,10 @@ def _run_build(catalog: str, out: str | None, workers: int | None, scheduler: st
     if result.status == "failed":
         _fail(f"{len(result.failures)} partition(s) failed; rerun the same command to resume", code=1)
     manifest = result.manifest or {}
-    counts = ", ".join(f"{split}: {entry['num_samples']}" for split, entry in manifest.get("splits", {}).items())
+    splits = manifest.get("splits", {})
+    counts = ", ".join(f"{split}: {entry['num_samples']}" for split, entry in splits.items())
+    if len(splits) > 6:
+        counts = f"{len(splits)} splits, {sum(e['num_samples'] for e in splits.values())} samples"
     state = "already complete" if result.status == "up-to-date" else "done"
     click.echo(f"{state}: {result.out}  ({counts}; rejects: {manifest.get('rejects', {}).get('total', 0)})")
     return result.out

@@ -44,9 +44,12 @@ def output_path(out_dir: Path, name: str, severity: int, relative: str) -> Path:
     return out_dir / name / str(severity) / relative
 
 
-def corrupted_output(image: np.ndarray, name: str, severity: int, seed: int, relative: str) -> np.ndarray:
-    """The exact output for one (file, corruption, severity): the regeneration recipe."""
-    return corrupt(image, name, severity, seed=sample_rng(seed, relative, f"{name}/{severity}"))
+def corrupted_output(image: np.ndarray, name: str, severity: int, seed: int, frame: str) -> np.ndarray:
+    """The exact output for one (frame, corruption, severity): the regeneration recipe shared by
+    `dataengine corrupt` and the corruption-set builders. `name == "clean"` returns the image."""
+    if name == "clean":
+        return image
+    return corrupt(image, name, severity, seed=sample_rng(seed, frame, f"{name}/{severity}"))
 
 
 def _save(array: np.ndarray, path: Path) -> None:

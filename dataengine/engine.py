@@ -22,6 +22,7 @@ from dataengine.builder import create_builder
 from dataengine.catalog import BuildSpec, Partition
 from dataengine.partition_runner import DONE_DIR, PARTS_DIR, run_partition, write_json_atomic
 from dataengine.release import finalize_release
+from dataengine.schema import SampleSchema
 from dataengine.shards import PARTIAL_SUFFIX
 
 WORK_DIR = ".work"
@@ -115,7 +116,11 @@ def build(
     out = Path(out).resolve()
     builder = create_builder(spec.builder)
     t0 = time.perf_counter()
-    partitions = apply_limit(builder.plan(spec), spec.limit)
+    try:
+        SampleSchema.load(builder.sample_kind).check_fields(builder.fields(spec))
+        partitions = apply_limit(builder.plan(spec), spec.limit)
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"cannot plan the build: {exc}") from exc
     plan_seconds = time.perf_counter() - t0
     ids = [p.id for p in partitions]
     if len(set(ids)) != len(ids):

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from dataengine.depth.codec import decode_depth_png
+from dataengine.depth.codec import decode_depth_png, decode_kitti_depth_png
 
 PNG_COMPRESS_LEVEL = 3
 JPEG_QUALITY = 95
@@ -70,6 +70,7 @@ KINDS: dict[str, FieldKind] = {
     for kind in (
         FieldKind("image", _decode_image, _hf_image, "8-bit RGB (or grey) image, PNG or JPEG -> uint8 HxWx3"),
         FieldKind("depth", decode_depth_png, _hf_image, "16-bit PNG in millimetres, 0 = no depth -> float32 metres"),
+        FieldKind("depth_kitti", decode_kitti_depth_png, _hf_image, "16-bit PNG in 1/256 m (KITTI), 0 = no depth -> float32 metres"),
         FieldKind("mask", _decode_mask, _hf_image, "instance-id PNG, 0 = background -> uint8/uint16 HxW"),
         FieldKind("json", _decode_json, lambda: None, "UTF-8 JSON record -> dict"),
         FieldKind("text", _decode_text, _hf_string, "UTF-8 text -> str"),

@@ -30,9 +30,13 @@ class SampleSchema:
         jsonschema.Draft202012Validator.check_schema(document)
         self.document = document
         self.name: str = document.get("title", "sample")
-        self.members: dict[str, str] = dict(document.get("x-members", {}))
-        for kind in self.members.values():
-            field_kind(kind)
+        # member name -> the kinds it may have (a string, or a list of alternatives)
+        self.members: dict[str, list[str]] = {
+            name: [kinds] if isinstance(kinds, str) else list(kinds) for name, kinds in document.get("x-members", {}).items()
+        }
+        for kinds in self.members.values():
+            for kind in kinds:
+                field_kind(kind)
         self._validator = jsonschema.Draft202012Validator(document)
 
     @classmethod
@@ -44,6 +48,13 @@ class SampleSchema:
             known = sorted(p.stem for p in data_dir("schemas").glob("*.json"))
             raise FileNotFoundError(f"no sample schema '{name_or_path}'; known: {', '.join(known)}")
         return cls(json.loads(path.read_text()))
+
+    def check_fields(self, fields: Mapping[str, str]) -> None:
+        """A builder's declared members and kinds must be ones the schema allows."""
+        for name, kind in fields.items():
+            if name not in self.members or kind not in self.members[name]:
+                allowed = ", ".join(f"{m} ({'|'.join(k)})" for m, k in self.members.items())
+                raise SchemaError(f"member '{name}' of kind '{kind}' is not allowed by schema '{self.name}'; allowed: {allowed}")
 
     def check(self, key: str, members: Mapping[str, Any], record: Any) -> None:
         """Raise SchemaError naming every problem of one sample."""
