@@ -213,6 +213,56 @@ def _corruption_choice(names: str, severities: str) -> tuple[list[str], list[int
     return chosen, levels
 
 
+@cli.command("export")
+@click.argument("layout", type=click.Choice(["kitti-c", "nyu-c"]))
+@click.argument("release", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+def export(layout: str, release: str, out: str) -> None:
+    """Write RELEASE in the folder LAYOUT existing evaluation code reads.
+
+    kitti-c: OUT/kitti_c/<corruption>/<severity>/kitti_data/<date>/<drive>/image_02/data/<frame>.png
+    plus OUT/kitti_c/clean/..., with the PNG bytes of the shards unchanged.
+    """
+    from dataengine.export import EXPORTERS
+
+    try:
+        count = EXPORTERS[layout](release, out)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(f"wrote {count} images under {out}")
+
+
+@cli.command("score-depth")
+@click.option("--release", required=True, type=click.Path(exists=True, file_okay=False), help="A robustness release (kitti_c, nyu_c or depth_c).")
+@click.option("--predictions", required=True, type=click.Path(exists=True, file_okay=False), help="<corruption>/<severity>/<frame>.npy files or <corruption>/<severity>.npz (see docs).")
+@click.option("--baseline", default="default", show_default=True, help="monodepth2 | adabins | none (default: by builder).")
+@click.option("--protocol", type=click.Choice(["kitti", "nyu"]), help="Evaluation protocol (default: by builder).")
+@click.option("--disparity", is_flag=True, help="Predictions are disparities (inverted; median scaling handles the scale).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the scores as JSON here.")
+def score_depth(release: str, predictions: str, baseline: str, protocol: str | None, disparity: bool, output: str | None) -> None:
+    """Score depth predictions on a robustness release: per-split metrics, DEE, mCE, RmCE, mRR."""
+    from dataengine.depth_scoring import PredictionError, score_release
+
+    try:
+        scores = score_release(release, predictions, protocol, None if baseline == "none" else baseline, disparity)
+    except (PredictionError, ValueError) as exc:
+        _fail(str(exc), code=1)
+    click.echo(f"{'split':<30} {'abs_rel':>8} {'sq_rel':>8} {'rmse':>8} {'a1':>7}")
+    for split, values in scores.per_split.items():
+        click.echo(f"{split:<30} {values['abs_rel']:8.4f} {values['sq_rel']:8.4f} {values['rmse']:8.3f} {values['a1']:7.4f}")
+    click.echo(f"\n{'corruption':<20} {'DEE2':>7}" + ("" if not scores.robustness.get("CE") else f" {'CE':>7}") + f" {'RR':>7}")
+    for name, values in scores.dee.items():
+        ce = scores.robustness.get("CE", {}).get(name)
+        rr = scores.robustness.get("RR", {}).get(name)
+        click.echo(f"{name:<20} {values['dee2']:7.4f}" + (f" {ce:7.3f}" if ce is not None else "") + (f" {rr:7.3f}" if rr is not None else ""))
+    summary = ", ".join(f"{k} {scores.robustness[k]:.2f}" for k in ("mCE", "RmCE", "mRR") if k in scores.robustness)
+    click.echo(f"\n{summary} (baseline: {scores.baseline or 'none'}, protocol: {scores.protocol})")
+    if scores.skipped:
+        click.echo(f"skipped (no predictions): {', '.join(scores.skipped)}")
+    if output:
+        Path(output).write_text(json.dumps(scores.as_dict(), indent=2) + "\n")
+
+
 @cli.command("builders")
 def list_builders() -> None:
     """List the registered builders and the sample kind each writes."""

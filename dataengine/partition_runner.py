@@ -34,10 +34,10 @@ def cached_schema(kind: str) -> SampleSchema:
     return SampleSchema.load(kind)
 
 
-def write_json_atomic(path: Path, document: Any) -> None:
+def write_json_atomic(path: Path, document: Any, sort_keys: bool = True) -> None:
     tmp = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
     with open(tmp, "w") as handle:
-        json.dump(document, handle, indent=1, sort_keys=True)
+        json.dump(document, handle, indent=1, sort_keys=sort_keys)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)

@@ -108,7 +108,7 @@ def finalize_release(
     write_card(out, manifest, schema)
     stats = _stats(records, timings, time.perf_counter() - t0, started)
     (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    write_json_atomic(out / "manifest.json", manifest)
+    write_json_atomic(out / "manifest.json", manifest, sort_keys=False)  # splits keep the builder's order
     fsync_dir(out)
     shutil.rmtree(work, ignore_errors=True)
     return manifest

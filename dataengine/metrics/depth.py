@@ -140,6 +140,13 @@ class RobustnessScores:
         return {"mCE": self.mce, "RmCE": self.rmce, "mRR": self.mrr, "CE": self.ce, "RCE": self.rce, "RR": self.rr}
 
 
+def resilience_rates(dee2: Mapping[str, float]) -> dict[str, float]:
+    """RR per corruption: (1 - DEE_i) / (1 - DEE_clean); needs no baseline."""
+    if "clean" not in dee2:
+        raise ValueError('give a "clean" DEE2 entry')
+    return {name: (1 - value) / (1 - dee2["clean"]) for name, value in dee2.items() if name != "clean"}
+
+
 def robustness_scores(dee2: Mapping[str, float], baseline: str | Mapping[str, float] = "monodepth2") -> RobustnessScores:
     """Scores of a model from its DEE2 per corruption plus "clean", against a baseline's DEE2."""
     reference = dict(baseline_table(baseline)["dee2"] if isinstance(baseline, str) else baseline)
@@ -154,7 +161,7 @@ def robustness_scores(dee2: Mapping[str, float], baseline: str | Mapping[str, fl
     clean, base_clean = dee2["clean"], reference["clean"]
     ce = {name: dee2[name] / reference[name] for name in corruptions}
     rce = {name: (clean - dee2[name]) / (base_clean - reference[name]) for name in corruptions}
-    rr = {name: (1 - dee2[name]) / (1 - clean) for name in corruptions}
+    rr = resilience_rates(dee2)
     return RobustnessScores(
         mce=100 * float(np.mean(list(ce.values()))),
         rmce=100 * float(np.mean(list(rce.values()))),
