@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=4, help="source frames (1242x375)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-kitti-c-", dir="."))
+    work = Path(tempfile.mkdtemp(prefix="bench-kitti-c-", dir=".")).resolve()
     try:
         tree = write_kitti_tree(work / "kitti", frames_per_drive=args.frames, drives=1)
         load_reference()
