@@ -51,22 +51,32 @@ _COMMA_BETWEEN_DIGITS = re.compile(r"(\d)(,)(\d)")
 _PERIOD_NOT_BEFORE_DIGIT = re.compile(r"(?!<=\d)(\.)(?!\d)")
 
 
-def normalize_answer(text: str) -> str:
-    """One answer, normalised exactly as the official evaluator does."""
-    text = text.replace("\n", " ").replace("\t", " ").strip()
+def strip_whitespace(text: str) -> str:
+    return text.replace("\n", " ").replace("\t", " ").strip()
+
+
+def process_punctuation(text: str) -> str:
     out = text
     for mark in PUNCTUATION:
         if (mark + " " in text or " " + mark in text) or _COMMA_BETWEEN_DIGITS.search(text) is not None:
             out = out.replace(mark, "")
         else:
             out = out.replace(mark, " ")
-    out = _PERIOD_NOT_BEFORE_DIGIT.sub("", out)
+    return _PERIOD_NOT_BEFORE_DIGIT.sub("", out)
+
+
+def process_digit_article(text: str) -> str:
     words = []
-    for word in out.lower().split():
+    for word in text.lower().split():
         word = NUMBER_WORDS.get(word, word)
         if word not in ARTICLES:
             words.append(word)
     return " ".join(CONTRACTIONS.get(word, word) for word in words)
+
+
+def normalize_answer(text: str) -> str:
+    """One answer, normalised exactly as the official evaluator does."""
+    return process_digit_article(process_punctuation(strip_whitespace(text)))
 
 
 def normalize_column(frame: pl.LazyFrame, column: str, output: str) -> pl.LazyFrame:
