@@ -10,6 +10,7 @@ NYU (BTS / AdaBins test layout): `<scene>/rgb_<NNNNN>.jpg` and `<scene>/sync_dep
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,3 +82,120 @@ def write_nyu_tree(root: str | Path, frames: int = 4, seed: int = 0, width: int 
         Image.fromarray(np.rint(depth * 1000).astype(np.uint16)).save(scene / f"sync_depth_{number:05d}.png")
         written.append(scene / f"rgb_{number:05d}.jpg")
     return written
+
+
+OKVQA_CATEGORIES = {
+    "one": "Vehicles and Transportation", "two": "Brands, Companies and Products", "three": "Objects, Material and Clothing",
+    "four": "Sports and Recreation", "five": "Cooking and Food", "six": "Geography, History, Language and Culture",
+    "seven": "People and Everyday life", "eight": "Plants and Animals", "nine": "Science and Technology",
+    "ten": "Weather and Climate", "other": "Other",
+}
+
+
+@dataclass(frozen=True)
+class VqaSources:
+    coco_root: Path
+    oven_root: Path
+    okvqa_questions: Path
+    okvqa_annotations: Path
+    aokvqa: Path
+    infoseek: Path
+    infoseek_qtype: Path
+    infoseek_categories: Path
+
+
+def _photos() -> list[np.ndarray]:
+    from skimage import data
+
+    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), data.cat(), data.immunohistochemistry()]
+    return [np.asarray(Image.fromarray(p).resize((320, 240))) for p in photos]
+
+
+def write_vqa_sources(root: str | Path) -> VqaSources:
+    """Official-format OK-VQA, A-OKVQA and InfoSeek files over real photographs, some records malformed.
+
+    Planted problems: an OK-VQA annotation with 9 answers, an unknown category code, a question
+    with no annotation, a question whose image file is missing; an A-OKVQA record with 3 choices
+    and one with correct_choice_idx 5; an InfoSeek line that is not JSON and one without
+    answer_eval; one OK-VQA / A-OKVQA pair asking the same question about the same image.
+    """
+    root = Path(root)
+    photos = _photos()
+    coco, oven = root / "coco", root / "oven"
+    (coco / "val2014").mkdir(parents=True, exist_ok=True)
+    (coco / "val2017").mkdir(parents=True, exist_ok=True)
+    oven.mkdir(parents=True, exist_ok=True)
+    coco_ids = [139, 285, 632, 724, 776, 785]
+    for image_id, photo in zip(coco_ids, photos):
+        Image.fromarray(photo).save(coco / "val2014" / f"COCO_val2014_{image_id:012d}.jpg", quality=90)
+    for image_id, photo in zip([872, 885, 1000, 1268], photos[2:]):
+        Image.fromarray(photo).save(coco / "val2017" / f"{image_id:012d}.jpg", quality=90)
+    Image.fromarray(photos[0]).save(coco / "val2017" / f"{785:012d}.jpg", quality=90)  # also used by OK-VQA
+    oven_ids = [f"oven_{n:08d}" for n in (4978218, 5021931, 1200345, 9981003)]
+    for image_id, photo in zip(oven_ids, photos[1:5]):
+        Image.fromarray(photo).save(oven / f"{image_id}.jpg", quality=90)
+
+    codes = list(OKVQA_CATEGORIES)
+    questions, annotations = [], []
+    for n in range(33):
+        question_id = 2971475 + n * 10
+        image_id = coco_ids[n % len(coco_ids)]
+        code = codes[n % len(codes)]
+        raw = ["Two", "2", "two", "2", "bus", "bus", "2", "2", "the bus", "2"] if n % 3 == 0 else [f"answer {n % 4}", f"answer {n % 4}", "dog", "dog", "a Dog", "a dog", "dogs", "dog", "cat", "cat"]
+        questions.append({"image_id": image_id, "question": f"What kind of thing number {n} is shown here?", "question_id": question_id})
+        answers = [{"answer_id": i + 1, "raw_answer": a, "answer_confidence": "yes", "answer": a.lower()} for i, a in enumerate(raw)]
+        annotations.append({"image_id": image_id, "question_id": question_id, "question_type": code, "answer_type": "other", "confidence": 3, "answers": answers})
+    annotations[3]["answers"] = annotations[3]["answers"][:9]
+    annotations[4]["question_type"] = "eleven"
+    annotations.pop(5)  # question 5 keeps no annotation
+    questions.append({"image_id": 999999, "question": "What is missing from this picture?", "question_id": 3999990})
+    answers = [{"answer_id": i + 1, "raw_answer": "nothing", "answer_confidence": "yes", "answer": "nothing"} for i in range(10)]
+    annotations.append({"image_id": 999999, "question_id": 3999990, "question_type": "other", "answer_type": "other", "confidence": 3, "answers": answers})
+    questions.append({"image_id": 785, "question": "Which space agency built this rocket?", "question_id": 3999991})
+    answers = [{"answer_id": i + 1, "raw_answer": "nasa", "answer_confidence": "yes", "answer": "nasa"} for i in range(10)]
+    annotations.append({"image_id": 785, "question_id": 3999991, "question_type": "nine", "answer_type": "other", "confidence": 3, "answers": answers})
+    okvqa_q = root / "OpenEnded_mscoco_val2014_questions.json"
+    okvqa_a = root / "mscoco_val2014_annotations.json"
+    okvqa_q.write_text(json.dumps({"info": {}, "task_type": "Open-Ended", "data_type": "mscoco", "license": {}, "data_subtype": "val2014", "questions": questions}))
+    okvqa_a.write_text(json.dumps({"info": {}, "license": {}, "data_subtype": "val2014", "question_types": OKVQA_CATEGORIES, "annotations": annotations}))
+
+    aokvqa = []
+    for n, image_id in enumerate([872, 885, 1000, 1268, 872, 885, 1000, 1268, 872, 885, 1000, 1268]):
+        aokvqa.append({
+            "split": "val", "image_id": image_id, "question_id": f"22jbM6gDxdaMaunuzgrsBB{n:02d}",
+            "question": f"Why might someone be here, reason {n}?", "choices": ["to eat", "to work", "to sleep", "to play"],
+            "correct_choice_idx": n % 4, "direct_answers": ["eat"] * 4 + ["work"] * 3 + ["food", "lunch", "eating"],
+            "difficult_direct_answer": False, "rationales": ["A reason.", "Another reason.", "A third reason."],
+        })
+    aokvqa.append({"split": "val", "image_id": 785, "question_id": "dupOfOkvqa0000000000001", "question": "Which space agency built this rocket",
+                   "choices": ["nasa", "esa", "jaxa", "isro"], "correct_choice_idx": 0, "direct_answers": ["nasa"] * 10,
+                   "difficult_direct_answer": False, "rationales": ["It says NASA.", "US flag.", "Shuttle."]})
+    aokvqa[2]["choices"] = aokvqa[2]["choices"][:3]
+    aokvqa[3]["correct_choice_idx"] = 5
+    aokvqa_path = root / "aokvqa_v1p0_val.json"
+    aokvqa_path.write_text(json.dumps(aokvqa))
+
+    lines, qtypes = [], []
+    for n in range(20):
+        data_id = f"infoseek_val_{68862 + n:08d}"
+        split = "val_unseen_question" if n % 2 == 0 else "val_unseen_entity"
+        if n % 3 == 0:
+            answer, answer_eval, qtype = ["260"], [{"wikidata": 260.0, "range": [234.0, 286.0]}], "Numerical"
+        elif n % 3 == 1:
+            answer, answer_eval, qtype = ["1889"], ["1888", "1889", "1890"], "Time"
+        else:
+            answer, answer_eval, qtype = ["Eiffel Tower"], ["Eiffel Tower", "Tour Eiffel"], "String"
+        lines.append(json.dumps({"data_id": data_id, "image_id": oven_ids[n % 4], "question": f"What is fact {n} about this entity?",
+                                 "answer": answer, "answer_eval": answer_eval, "data_split": split, "entity_id": f"Q{243 + n % 4}"}))
+        qtypes.append(json.dumps({"data_id": data_id, "question_type": qtype}))
+    lines[7] = lines[7][:-5]  # truncated JSON
+    broken = json.loads(lines[8])
+    del broken["answer_eval"]
+    lines[8] = json.dumps(broken)
+    infoseek = root / "infoseek_val.jsonl"
+    infoseek.write_text("\n".join(lines) + "\n")
+    qtype_path = root / "infoseek_val_qtype.jsonl"
+    qtype_path.write_text("\n".join(qtypes) + "\n")
+    categories = root / "infoseek_entity_categories.jsonl"
+    categories.write_text("\n".join(json.dumps({"entity_id": f"Q{243 + k}", "category": c}) for k, c in enumerate(["building", "animal", "food", "vehicle"])) + "\n")
+    return VqaSources(coco, oven, okvqa_q, okvqa_a, aokvqa_path, infoseek, qtype_path, categories)

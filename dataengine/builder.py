@@ -121,6 +121,14 @@ class Builder(ABC):
     def plan(self, spec: BuildSpec) -> list[Partition]:
         """Deterministic partitions of every split; cheap (no pixels)."""
 
+    def planning_rejects(self, spec: BuildSpec) -> list[Reject]:
+        """Records refused while planning (malformed annotations, duplicates), for rejects.jsonl."""
+        return []
+
+    def summary(self, spec: BuildSpec) -> dict[str, Any]:
+        """Dataset statistics for stats.json and the card (e.g. per-category counts)."""
+        return {}
+
     def item_key(self, item: Any, ctx: Context) -> str:
         """The sample key an item will produce; used to name rejects when the item fails."""
         return f"{ctx.partition.id}:{item}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import yaml
 from dataengine.fields import field_kind
 from dataengine.schema import SampleSchema
 
-TASKS_BY_KIND = {"scene": ["depth-estimation", "object-detection", "image-segmentation"], "depth_c": ["depth-estimation"]}
+TASKS_BY_KIND = {"vqa": ["visual-question-answering"], "scene": ["depth-estimation", "object-detection", "image-segmentation"], "depth_c": ["depth-estimation"]}
 
 
 def configs_of(splits: list[str]) -> dict[str, list[tuple[str, str]]]:
@@ -52,7 +53,7 @@ def card_yaml(manifest: dict[str, Any], schema: SampleSchema) -> dict[str, Any]:
     }
 
 
-def card_text(manifest: dict[str, Any], schema: SampleSchema) -> str:
+def card_text(manifest: dict[str, Any], schema: SampleSchema, summary: dict[str, Any] | None = None) -> str:
     header = yaml.safe_dump(card_yaml(manifest, schema), sort_keys=False, allow_unicode=True)
     splits = "\n".join(
         f"| {split} | {entry['num_samples']} | {len(entry['shards'])} | {entry['num_bytes'] / 1e6:.1f} MB |"
@@ -94,7 +95,7 @@ Members of every sample:
 
 Rejected samples: {rejects['total']} (reasons in `rejects.jsonl`)
 {reject_lines}
-
+{_summary_section(summary)}
 ## Loading
 
 ```python
@@ -115,5 +116,21 @@ ds = wds.WebDataset("<release dir>/{first_split}/{manifest['name']}-{{000000..{l
 """
 
 
-def write_card(out: Path, manifest: dict[str, Any], schema: SampleSchema) -> None:
-    (out / "README.md").write_text(card_text(manifest, schema))
+def _summary_section(summary: dict[str, Any] | None) -> str:
+    """Per-category tables when the builder reports them, else the statistics as JSON."""
+    if not summary:
+        return ""
+    lines = ["", "## Statistics", ""]
+    for split, categories in summary.get("categories", {}).items():
+        columns = list(next(iter(categories.values())))
+        lines += [f"**{split}**", "", "| category | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+        lines += [f"| {name} | " + " | ".join(str(values[c]) for c in columns) + " |" for name, values in categories.items()]
+        lines.append("")
+    rest = {k: v for k, v in summary.items() if k != "categories"}
+    if rest:
+        lines += ["```json", json.dumps(rest, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def write_card(out: Path, manifest: dict[str, Any], schema: SampleSchema, summary: dict[str, Any] | None = None) -> None:
+    (out / "README.md").write_text(card_text(manifest, schema, summary))

@@ -78,7 +78,7 @@ def finalize_release(
         (out / split).mkdir(parents=True, exist_ok=True)
         fsync_dir(out / split)
 
-    rejects = [reject for record in records for reject in record["rejects"]]
+    rejects = [r.as_dict() for r in builder.planning_rejects(spec)] + [reject for record in records for reject in record["rejects"]]
     with open(out / "rejects.jsonl", "w") as handle:
         for reject in rejects:
             handle.write(json.dumps(reject, sort_keys=True) + "\n")
@@ -105,8 +105,11 @@ def finalize_release(
         "rejects": {"total": len(rejects), "by_reason": dict(sorted(Counter(r["code"] for r in rejects).items()))},
     }
     _write_consumer_indexes(out, spec, splits)
-    write_card(out, manifest, schema)
+    summary = builder.summary(spec)
+    write_card(out, manifest, schema, summary)
     stats = _stats(records, timings, time.perf_counter() - t0, started)
+    if summary:
+        stats["dataset"] = summary
     (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     write_json_atomic(out / "manifest.json", manifest, sort_keys=False)  # splits keep the builder's order
     fsync_dir(out)
