@@ -49,7 +49,10 @@ def curate(rows: pl.LazyFrame, seed: int, caps: dict[str, int | None]) -> tuple[
         pl.col("question").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars(" ?").alias("__question"),
         pl.col("source").replace_strict(SOURCE_PRIORITY, return_dtype=pl.Int64).alias("__priority"),
     ).sort("__priority", "id")
-    exploded = normalize_column(rows.select("id", "answers").explode("answers"), "answers", "__answer")
+    exploded = rows.select("id", "answers").explode("answers")
+    # Answers repeat heavily: normalise each distinct string once, then join it back.
+    vocabulary = normalize_column(exploded.select("answers").unique(), "answers", "__answer")
+    exploded = exploded.join(vocabulary, on="answers", how="left")
     normalized = exploded.group_by("id").agg(pl.col("__answer").drop_nulls().filter(pl.col("__answer") != "").unique().sort().alias("answers_normalized"))
     rows = rows.join(normalized, on="id", how="left", maintain_order="left")
 

@@ -87,16 +87,29 @@ def build(catalog: str, out: str | None, workers: int | None, scheduler: str | N
 @cli.command()
 @click.option("--out", "-o", default="releases/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--workers", "-w", type=int, help="Local Dask worker processes (default: number of cores).")
-@click.option("--force", is_flag=True, help="Rebuild even if the demo release exists.")
+@click.option("--force", is_flag=True, help="Rebuild even if the demo releases exist.")
 def demo(out: str, workers: int | None, force: bool) -> None:
-    """Build the offline demo (catalogs/demo.yaml) and show how to load it."""
+    """Build the offline demo: scenes (catalogs/demo.yaml) and knowledge VQA (catalogs/demo-vqa.yaml).
+
+    The VQA part first writes OK-VQA, A-OKVQA and InfoSeek files in their official formats over
+    scikit-image's photographs into OUT-sources/vqa.
+    """
+    from builders.synthetic_sources import write_vqa_sources
+
     release = _run_build("demo", out, workers, None, None, (), force, True)
+    sources = Path(f"{out}-sources") / "vqa"
+    if not (sources / "infoseek_val.jsonl").exists():
+        write_vqa_sources(sources)
+    os.environ["DEMO_VQA_ROOT"] = str(sources.resolve())
+    vqa = _run_build("demo-vqa", f"{out}-vqa", workers, None, None, (), force, True)
     click.echo(
-        "\nload it:\n"
+        "\nload them:\n"
         f"  python -c \"import dataengine; s = next(iter(dataengine.load('{release}', split='train'))); print(s.keys())\"\n"
         f"  python -c \"import datasets; print(datasets.load_dataset('{release}'))\"\n"
-        f"check it:  dataengine verify {release}\n"
-        f"look inside:  dataengine inspect {release}/train/demo-000000.tar"
+        f"  python -c \"import datasets; print(datasets.load_dataset('{vqa}', split='commonsense')[0]['json'])\"\n"
+        f"check them:  dataengine verify {release} && dataengine verify {vqa}\n"
+        f"look inside:  dataengine inspect {release}/train/demo-000000.tar\n"
+        f"what was rejected and why:  cat {vqa}/rejects.jsonl"
     )
 
 

@@ -107,12 +107,18 @@ def test_limit_must_be_positive(tmp_path):
 
 def test_shipped_catalogs_are_valid(tmp_path, monkeypatch, tiny_release):
     """Every shipped catalog loads once its sources exist (generated here in the real layouts)."""
-    from builders.synthetic_sources import write_kitti_tree, write_nyu_tree
+    from builders.synthetic_sources import write_kitti_tree, write_nyu_tree, write_vqa_sources
     from dataengine.resources import data_dir
 
     kitti = write_kitti_tree(tmp_path / "kitti", frames_per_drive=1, drives=1, width=320, height=96)
     write_nyu_tree(tmp_path / "nyu", frames=1, width=64, height=48)
-    for name, value in {"KITTI_ROOT": kitti.root, "KITTI_SPLIT_FILE": kitti.split_file, "KITTI_GT_ROOT": kitti.gt_root, "NYU_ROOT": tmp_path / "nyu", "SCENES_RELEASE": tiny_release}.items():
+    vqa = write_vqa_sources(tmp_path / "vqa")
+    variables = {
+        "KITTI_ROOT": kitti.root, "KITTI_SPLIT_FILE": kitti.split_file, "KITTI_GT_ROOT": kitti.gt_root, "NYU_ROOT": tmp_path / "nyu",
+        "SCENES_RELEASE": tiny_release, "VQA_ROOT": tmp_path / "vqa", "COCO_ROOT": vqa.coco_root, "OVEN_ROOT": vqa.oven_root,
+        "DEMO_VQA_ROOT": tmp_path / "vqa",
+    }
+    for name, value in variables.items():
         monkeypatch.setenv(name, str(value))
     for path in sorted(data_dir("catalogs").glob("*.yaml")):
         assert load_catalog(path).name == path.stem
