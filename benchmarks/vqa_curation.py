@@ -68,7 +68,6 @@ def run_polars(table: pl.DataFrame) -> int:
 
 
 def run_pandas(table: pl.DataFrame) -> int:
-    import pandas as pd
 
     from dataengine.vqa_text import normalize_answer
 

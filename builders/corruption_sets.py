@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from corruptions import get as get_corruption, names as corruption_set
+from corruptions import get as get_corruption
+from corruptions import names as corruption_set
 from corruptions.registry import SETS
 from dataengine.builder import Builder, Context, Sample, register_builder
 from dataengine.catalog import BuildSpec, Partition

@@ -14,7 +14,8 @@ from typing import Any
 import albumentations as A
 import numpy as np
 
-from corruptions.registry import check_severity, corrupt, get, names as set_names
+from corruptions.registry import check_severity, corrupt, get
+from corruptions.registry import names as set_names
 
 SEED_RANGE = 2**63 - 1
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from corruptions.filters import clipped_zoom, gaussian, motion_blur as motion
+from corruptions.filters import clipped_zoom, gaussian
+from corruptions.filters import motion_blur as motion
 from corruptions.glass import swap_sweeps
 from corruptions.registry import SENSOR_MOVEMENT, register
 

@@ -8,9 +8,9 @@ writes files, talks to Dask or catches its own per-item errors: the engine does.
 from __future__ import annotations
 
 import difflib
-from abc import ABC, abstractmethod
 import importlib
 import time
+from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field

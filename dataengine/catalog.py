@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence

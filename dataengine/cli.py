@@ -215,7 +215,8 @@ def gallery(image: str, output: str, names: str, severities: str, seed: int, til
 
 
 def _corruption_choice(names: str, severities: str) -> tuple[list[str], list[int]]:
-    from corruptions import get, names as corruption_set, parse_severities
+    from corruptions import get, parse_severities
+    from corruptions import names as corruption_set
     from corruptions.registry import SETS
 
     try:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-from itertools import islice
 import os
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 

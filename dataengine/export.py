@@ -28,9 +28,9 @@ def export_corruption_set(release: str | Path, out: str | Path, top: str = "kitt
     if manifest.get("sample_kind") != "depth_c":
         raise ValueError(f"{release} is a '{manifest.get('sample_kind')}' release; this export needs a corruption set (depth_c)")
     written = 0
-    for split, entry in manifest["splits"].items():
+    for entry in manifest["splits"].values():
         for shard in entry["shards"]:
-            for key, members in iter_samples(release / shard["path"]):
+            for _, members in iter_samples(release / shard["path"]):
                 record = decode_member("json", members["json"])
                 folder = "clean" if record["corruption"] == "clean" else f"{record['corruption']}/{record['severity']}"
                 target = safe_join(root, f"{folder}/{record['frame']}")
