@@ -308,6 +308,40 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+@cli.command()
+@click.argument("release", type=click.Path(exists=True, file_okay=False))
+@click.option("--repo-id", required=True, help="The dataset repo, <user or org>/<name>.")
+@click.option("--revision", help="Branch to upload to (created if missing).")
+@click.option("--private", is_flag=True, help="Create the repo as private.")
+@click.option("--dry-run", is_flag=True, help="List every file and show the card; upload nothing.")
+def publish(release: str, repo_id: str, revision: str | None, private: bool, dry_run: bool) -> None:
+    """Upload RELEASE to the Hugging Face Hub (resumable; refuses a release that fails verify).
+
+    The token comes from HF_TOKEN or `huggingface-cli login` and is never printed or stored.
+    """
+    from dataengine.hub import PublishError, plan_upload
+    from dataengine.hub import publish as upload
+
+    try:
+        plan = plan_upload(release, repo_id) if dry_run else upload(release, repo_id, revision, private)
+    except PublishError as exc:
+        _fail(str(exc), code=1)
+    for path, size in plan.files:
+        click.echo(f"{size:>14,d}  {path}")
+    click.echo(f"{len(plan.files)} files, {plan.total_bytes / 1e6:.1f} MB -> datasets/{repo_id}" + (" (dry run: nothing uploaded)" if dry_run else ""))
+    if dry_run:
+        click.echo("\n--- README.md (dataset card) ---\n" + plan.card)
+
+
+@cli.command()
+@click.argument("release", type=click.Path(exists=True, file_okay=False))
+def report(release: str) -> None:
+    """Write RELEASE/report.html with figures: samples, depth, counts, rejects."""
+    from dataengine.report import write_report
+
+    click.echo(f"wrote {write_report(release)}")
+
+
 @cli.command("builders")
 def list_builders() -> None:
     """List the registered builders and the sample kind each writes."""

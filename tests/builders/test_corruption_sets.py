@@ -220,3 +220,12 @@ def test_depth_c_of_a_scenes_release(tmp_path, tiny_release):
         expected = corrupt(original["rgb.png"], "pixelate", 2, seed=0)
         assert np.array_equal(sample["rgb.png"], expected)
     assert encode_image(expected)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_draws_the_corruption_grid(tmp_path, kitti_release):
+    from dataengine.report import write_report
+
+    copy = tmp_path / "r"
+    shutil.copytree(kitti_release, copy)
+    html = write_report(copy).read_text()
+    assert 'src="report/corruptions.png"' in html and 'src="report/gallery.png"' in html

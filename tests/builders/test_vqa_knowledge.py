@@ -148,3 +148,14 @@ def test_score_vqa(tmp_path, release):
     assert per["rationale"]["mc_accuracy"] == 1.0 and per["rationale"]["accuracy"] == pytest.approx((7 * 1 + 3 * 1) / 10)
     assert per["world_knowledge"]["accuracy"] == 1.0 and scores["infoseek_harmonic_mean"] == 1.0
     assert scores["questions"] == 5
+
+
+def test_report_shows_categories_and_rejects(tmp_path, release):
+    import shutil
+
+    from dataengine.report import write_report
+
+    copy = tmp_path / "r"
+    shutil.copytree(release, copy)
+    html = write_report(copy).read_text()
+    assert 'src="report/categories.png"' in html and 'src="report/rejects.png"' in html
