@@ -63,6 +63,13 @@ def card_text(manifest: dict[str, Any], schema: SampleSchema, summary: dict[str,
     reject_lines = "\n".join(f"- `{code}`: {count}" for code, count in rejects["by_reason"].items()) or "- none"
     fields = "\n".join(f"- `{name}`: {field_kind(kind).description}" for name, kind in manifest["fields"].items())
     packages = ", ".join(f"{k} {v}" for k, v in manifest["packages"].items())
+    catalog = manifest.get("catalog", {})
+    sources = ", ".join(f"`{k}` = `{v}`" for k, v in catalog.get("sources", {}).items()) or "none (generated)"
+    depth_members = [f"`{m}` ({field_kind(k).description})" for m, k in manifest["fields"].items() if k.startswith("depth")]
+    depth = "; ".join(depth_members) + (" from the renderer (exact)" if manifest["builder"] == "scenes" else " from the source's ground truth") if depth_members else "none"
+    params = catalog.get("params", {})
+    corruptions = ", ".join(sorted({s.split("/")[0] for s in manifest["splits"] if "/severity_" in s}))
+    corruptions = f"{corruptions} at severities {params.get('severities')}" if corruptions else "none"
     first_split = next(iter(manifest["splits"]))
     last_shard = max(len(manifest["splits"][first_split]["shards"]) - 1, 0)
     config, _, split = first_split.rpartition("/")
@@ -80,6 +87,9 @@ def card_text(manifest: dict[str, Any], schema: SampleSchema, summary: dict[str,
 - builder: `{manifest['builder']}` (sample kind `{manifest['sample_kind']}`, schema in `schema.json`)
 - seed: {manifest['seed']}; catalog sha256: `{manifest['catalog_sha256']}`
 - overrides: {', '.join(f'`{o}`' for o in manifest['overrides']) or 'none'}; limit: {manifest['limit'] or 'none'}
+- sources: {sources}
+- depth: {depth}
+- corruptions: {corruptions}
 - packages: {packages}
 
 The full resolved catalog is in `manifest.json`; the same catalog and seed rebuild byte-identical shards.
@@ -133,4 +143,8 @@ def _summary_section(summary: dict[str, Any] | None) -> str:
 
 
 def write_card(out: Path, manifest: dict[str, Any], schema: SampleSchema, summary: dict[str, Any] | None = None) -> None:
-    (out / "README.md").write_text(card_text(manifest, schema, summary))
+    text = card_text(manifest, schema, summary)
+    validation = out / "validation.json"
+    if validation.exists():  # written by the reference trainers' release gate
+        text += f"\n## Validation\n\n```json\n{validation.read_text().strip()}\n```\n"
+    (out / "README.md").write_text(text)

@@ -64,14 +64,19 @@ def shard_paths(release: str | Path, split: str, manifest: dict[str, Any] | None
     return [_join(release, shard["path"]) for shard in manifest["splits"][split]["shards"]]
 
 
-def decode_sample(raw: dict[str, Any], kinds: dict[str, str], to: str = "numpy") -> dict[str, Any]:
-    """Decode every member by its declared kind; unknown members stay bytes (never unpickled)."""
+def decode_sample(raw: dict[str, Any], kinds: dict[str, str], to: str = "numpy", float_images: bool = False) -> dict[str, Any]:
+    """Decode every member by its declared kind; unknown members stay bytes (never unpickled).
+
+    `float_images` turns images into float32 in [0, 1] (depth is always float32 metres).
+    """
     sample: dict[str, Any] = {}
     for name, value in raw.items():
         if name.startswith("__") or name not in kinds:
             sample[name] = value
             continue
         decoded = decode_member(kinds[name], value)
+        if float_images and kinds[name] == "image":
+            decoded = decoded.astype(np.float32) / np.float32(255)
         if to == "torch" and isinstance(decoded, np.ndarray):
             import torch
 
@@ -115,6 +120,7 @@ class ReleaseDataset(_Base):
         equal_epochs: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
+        float_images: bool = False,
     ):
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
@@ -122,7 +128,7 @@ class ReleaseDataset(_Base):
         if decode not in ("numpy", "torch", None):
             raise ValueError(f"decode must be 'numpy', 'torch' or None (raw bytes), got {decode!r}")
         self.release, self.shuffle, self.seed, self.buffer = str(release), shuffle, seed, buffer
-        self.decode, self.errors, self.equal_epochs = decode, errors, equal_epochs
+        self.decode, self.errors, self.equal_epochs, self.float_images = decode, errors, equal_epochs, float_images
         self.manifest = read_manifest(release)
         self.split = split_path(split, config)
         if self.split not in self.manifest["splits"]:
@@ -212,7 +218,7 @@ class ReleaseDataset(_Base):
                 yield raw
                 continue
             try:
-                yield decode_sample(raw, self.kinds, self.decode)
+                yield decode_sample(raw, self.kinds, self.decode, self.float_images)
             except Exception as exc:  # noqa: BLE001 - any decoder failure falls under the error policy
                 if self.errors == "raise":
                     raise ValueError(f"{raw['__url__']}: sample {raw['__key__']!r} does not decode: {exc}") from exc
@@ -233,7 +239,7 @@ class ReleaseDataset(_Base):
 def load(release: str | Path, split: str = "train", config: str | None = None, **options: Any) -> ReleaseDataset:
     """Iterate a split (of a config) as dicts: images uint8 arrays, depth float32 metres, JSON as dicts.
 
-    Options: `shuffle`, `seed`, `buffer`, `decode` ("numpy" | "torch" | None), `errors`
-    ("raise" | "skip"), `equal_epochs`, `rank`, `world_size`; see `ReleaseDataset`.
+    Options: `shuffle`, `seed`, `buffer`, `decode` ("numpy" | "torch" | None), `float_images`,
+    `errors` ("raise" | "skip"), `equal_epochs`, `rank`, `world_size`; see `ReleaseDataset`.
     """
     return ReleaseDataset(release, split, config, **options)

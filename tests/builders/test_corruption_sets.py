@@ -64,6 +64,8 @@ def test_layout_configs_and_splits(kitti_release):
     assert manifest["fields"] == {"rgb.png": "image", "json": "json", "depth.png": "depth_kitti"}
     assert (kitti_release / "fog" / "severity_3" / "kitti-c-000000.tar").exists()
     assert verify_release(kitti_release) == []
+    card = (kitti_release / "README.md").read_text()
+    assert "corruptions: dark, fog, glass_blur at severities [1, 3]" in card and "from the source's ground truth" in card
 
 
 def test_hf_loads_one_config_and_split(kitti_release):

@@ -23,6 +23,12 @@ def test_dataloader_workers_read_every_key_once(tiny_release, workers):
     assert isinstance(first["json"], dict)
 
 
+def test_float_images(tiny_release):
+    sample = next(iter(ReleaseDataset(tiny_release, "train", float_images=True)))
+    assert sample["rgb.png"].dtype == np.float32 and 0 <= sample["rgb.png"].min() and sample["rgb.png"].max() <= 1
+    assert sample["mask.png"].dtype == np.uint8  # masks keep their ids
+
+
 def test_timm_wds_reader_through_info_json(tiny_release):
     from timm.data.readers.reader_wds import ReaderWds
 
@@ -53,3 +59,4 @@ def test_card_yaml_matches_the_manifest(tiny_release):
     assert declared == {s: e["num_samples"] for s, e in manifest["splits"].items()}
     assert "webdataset" in header["tags"] and header["license"] == manifest["license"]
     assert manifest["catalog_sha256"] in text
+    assert "from the renderer (exact)" in text and "sources: none (generated)" in text
