@@ -309,7 +309,7 @@ def _load_gt(path: str) -> np.ndarray:
 
 @register_builder("nyu_c")
 class NyuC(CorruptionSetBuilder):
-    """NYUDepth2-C: NYU Depth v2 test pairs in the BTS/AdaBins layout (rgb_XXXXX.jpg + sync_depth_XXXXX.png, mm)."""
+    """NYUDepth2-C: NYU Depth v2 test pairs in the BTS/AdaBins layout (rgb_NNNNN.jpg + sync_depth_NNNNN.png, mm)."""
 
     default_set = "nyu-c"
     default_size = None

@@ -68,7 +68,7 @@ def write_kitti_tree(root: str | Path, frames_per_drive: int = 3, drives: int = 
 
 
 def write_nyu_tree(root: str | Path, frames: int = 4, seed: int = 0, width: int = 640, height: int = 480) -> list[Path]:
-    """Render NYU-style indoor pairs: `official_splits/test/<scene>/rgb_XXXXX.jpg` + `sync_depth_XXXXX.png`."""
+    """Render NYU-style indoor pairs: `official_splits/test/<scene>/rgb_NNNNN.jpg` + `sync_depth_NNNNN.png`."""
     root = Path(root)
     camera = Camera.from_fov(width, height, 62.0, 1.2, 15.0)
     written = []
