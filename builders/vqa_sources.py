@@ -41,6 +41,11 @@ def _split_malformed(frame: pl.LazyFrame, checks: dict[str, pl.Expr], key: pl.Ex
     return flagged.filter(pl.col("__reason") == "").drop("__reason"), rejects
 
 
+def _image_path(root: Path | None, relative: pl.Expr) -> pl.Expr:
+    """The image file under its root (COCO or OVEN), or the relative name when no root is given."""
+    return (pl.lit(f"{root}/") + relative if root else relative).alias("image_path")
+
+
 def _load_json(path: Path, source: str) -> Any:
     try:
         return json.loads(Path(path).read_text())
@@ -81,7 +86,7 @@ def read_okvqa(questions_path: Path, annotations_path: Path, coco_root: Path | N
         pl.col("question_type").replace_strict(codes, default=None).alias("category"),
         answers.alias("answers"),
         pl.format("coco:{}", pl.col("image_id")).alias("image_id"),
-        (pl.lit(f"{coco_root}/") + image_file if coco_root else image_file).alias("image_path"),
+        _image_path(coco_root, image_file),
         pl.lit(f"{split}2014").alias("source_split"),
         pl.col("question_type").alias("question_type"),
     )
@@ -116,7 +121,7 @@ def read_aokvqa(path: Path, coco_root: Path | None) -> tuple[pl.LazyFrame, pl.La
         pl.lit("general").alias("category"),
         pl.col("direct_answers").alias("answers"),
         pl.format("coco:{}", pl.col("image_id")).alias("image_id"),
-        (pl.lit(f"{coco_root}/") + image_file if coco_root else image_file).alias("image_path"),
+        _image_path(coco_root, image_file),
         pl.col("split").alias("source_split"),
     )
     return _unified(rows), rejects
@@ -181,7 +186,7 @@ def read_infoseek(path: Path, qtype_path: Path | None, categories_path: Path | N
         pl.lit("world_knowledge").alias("perspective"),
         pl.col("answer").alias("answers"),
         pl.format("oven:{}", pl.col("image_id")).alias("image_id"),
-        (pl.lit(f"{oven_root}/") + image_file if oven_root else image_file).alias("image_path"),
+        _image_path(oven_root, image_file),
         pl.col("data_split").alias("source_split"),
     )
     all_rejects = pl.concat([rejects, pl.LazyFrame(line_rejects, schema=REJECT_COLUMNS)]) if line_rejects else rejects
