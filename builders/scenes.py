@@ -65,15 +65,22 @@ class ScenesBuilder(Builder):
     def item_source(self, item: int, ctx: Context) -> str:
         return f"procedural:{item}"
 
-    def process_item(self, item: int, ctx: Context) -> Iterable[Sample]:
+    def render_scene(self, item: int, ctx: Context) -> tuple[Camera, list[Shape], np.ndarray, Rendering]:
+        """The scene of one item: camera, the visible shapes, the light and the rendering."""
         p = ctx.spec.params
-        key = self.item_key(item, ctx)
+        key = ScenesBuilder.item_key(self, item, ctx)
         camera = Camera.from_fov(p["width"], p["height"], p["hfov_deg"], p["camera_height_m"], p["camera_pitch_deg"])
         rng = ctx.rng(key, "layout")
         count = int(rng.integers(p["objects"][0], p["objects"][1] + 1))
         shapes = sample_layout(rng, camera, p["hfov_deg"], count, tuple(p["depth_range_m"]))
         light = sample_light(ctx.rng(key, "light"))
         shapes, rendering = self._render_visible(camera, shapes, light, p)
+        return camera, shapes, light, rendering
+
+    def process_item(self, item: int, ctx: Context) -> Iterable[Sample]:
+        p = ctx.spec.params
+        key = self.item_key(item, ctx)
+        camera, shapes, light, rendering = self.render_scene(item, ctx)
         depth_png, clipped = encode_depth_png(rendering.depth)
         ctx.counters["depth_clipped_pixels"] += clipped
         record = {
@@ -83,7 +90,7 @@ class ScenesBuilder(Builder):
             "camera": camera.as_dict(),
             "light": [float(v) for v in light],
             "depth": {"unit": "mm", "scale_m": 0.001, "invalid_value": 0, "source": "render", "clipped_pixels": clipped},
-            "objects": [self._annotate(shape, camera, rendering) for shape in shapes],
+            "objects": [self.annotate(shape, camera, rendering) for shape in shapes],
         }
         yield {
             "__key__": key,
@@ -108,7 +115,7 @@ class ScenesBuilder(Builder):
         return shapes, rendering
 
     @staticmethod
-    def _annotate(shape: Shape, camera: Camera, rendering: Rendering) -> dict[str, Any]:
+    def annotate(shape: Shape, camera: Camera, rendering: Rendering) -> dict[str, Any]:
         rows, cols = np.nonzero(rendering.mask == shape.id)
         box = [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1] if len(rows) else [0, 0, 0, 0]
         return {**shape.as_dict(camera), "box_2d": box, "box_2d_amodal": shape.amodal_box(camera), "pixels": int(len(rows))}

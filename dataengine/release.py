@@ -148,9 +148,15 @@ def _stats(records: list[dict[str, Any]], timings: dict[str, float], finalize_se
         counters.update(record["counters"])
         for stage, seconds in record["timings"].items():
             worker_seconds[stage] += seconds
+    # Builders that check facts count `agreement.<kind>.agree` of `agreement.<kind>.checked`.
+    rates = {
+        name[len("agreement."): -len(".checked")]: round(counters[name[: -len("checked")] + "agree"] / checked, 4)
+        for name, checked in sorted(counters.items()) if name.startswith("agreement.") and name.endswith(".checked") and checked
+    }
     return {
         "partitions": len(records),
         "counts": dict(sorted(counters.items())),
+        **({"agreement": rates} if rates else {}),
         "worker_seconds": {stage: round(s, 3) for stage, s in sorted(worker_seconds.items())},
         "client_seconds": {**{k: round(v, 3) for k, v in timings.items()}, "finalize": round(finalize_seconds, 3)},
         "wall_seconds": round(time.perf_counter() - started, 3),

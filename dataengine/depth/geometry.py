@@ -1,8 +1,10 @@
 """Metric facts from depth: back-projection, 3D extents, distances and spatial relations.
 
 Camera frame: OpenCV (x right, y down, z forward), metres. A pixel (u, v) with depth z
-back-projects to (z (u - cx) / fx, z (v - cy) / fy, z). These are the measurements SSR-CoT style
-rationales state, computed the way the SSR paper describes.
+back-projects to (z (u - cx) / fx, z (v - cy) / fy, z). Extents and relations are measured in the
+*level* frame (x right, y up, z forward), which is the camera frame turned upright by the camera's
+pitch when the source knows it (pitch 0 otherwise, as in the SSR paper). These are the measurements
+SSR-CoT style rationales state, computed the way the SSR paper describes.
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ def backproject(depth: np.ndarray, intrinsics: Intrinsics, mask: np.ndarray) -> 
     return np.stack([z * (cols - intrinsics.cx) / intrinsics.fx, z * (rows - intrinsics.cy) / intrinsics.fy, z], axis=1)
 
 
+def level(points: np.ndarray, pitch_deg: float = 0.0) -> np.ndarray:
+    """Camera-frame points in the level frame (x right, y up, z forward and horizontal) of a camera
+    pitched down by `pitch_deg`."""
+    p = math.radians(pitch_deg)
+    to_camera = np.array([[1.0, 0.0, 0.0], [0.0, -math.cos(p), -math.sin(p)], [0.0, -math.sin(p), math.cos(p)]])
+    return np.asarray(points, dtype=np.float64) @ to_camera
+
+
 def box_mask(depth: np.ndarray, box: tuple[float, float, float, float], spread: float = 0.15) -> np.ndarray:
     """The pixels of a pixel-edge box [x0, y0, x1, y1] that belong to the object, not the background
     behind it: depths near the box's near mode (its 25th percentile), within `spread` of it or two
@@ -60,7 +70,7 @@ def box_mask(depth: np.ndarray, box: tuple[float, float, float, float], spread: 
 
 
 def extent(points: np.ndarray) -> dict[str, float]:
-    """Height (y), width (x) and depth (z) of the points' axis-aligned 3D box, metres."""
+    """Width (x), height (y) and depth (z) of the points' axis-aligned 3D box, metres."""
     if len(points) == 0:
         raise ValueError("no 3D points: the object has no valid depth")
     span = points.max(axis=0) - points.min(axis=0)
@@ -77,14 +87,15 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def relations(a: np.ndarray, b: np.ndarray) -> dict[str, object]:
-    """How A stands to B: left/right (centre x), above/below (centre y), nearer/farther (nearest z),
-    and the clock direction of B seen from A on the ground plane (12 o'clock = straight ahead)."""
+    """How A stands to B, both level-frame clouds: left/right (centre x), above/below (centre y, up),
+    nearer/farther (nearest z), and the clock direction of B seen from A on the ground plane
+    (12 o'clock = straight ahead, away from the camera)."""
     ca, cb = a.mean(axis=0), b.mean(axis=0)
     angle = math.degrees(math.atan2(cb[0] - ca[0], cb[2] - ca[2])) % 360
     hour = int(round(angle / 30)) % 12 or 12
     return {
         "left_of": bool(ca[0] < cb[0]),
-        "above": bool(ca[1] < cb[1]),
+        "above": bool(ca[1] > cb[1]),
         "nearer": bool(a[:, 2].min() < b[:, 2].min()),
         "clock_of_b_from_a": hour,
     }

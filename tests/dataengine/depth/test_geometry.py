@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from dataengine.depth.geometry import Intrinsics, backproject, box_mask, distance, extent, relations
+from dataengine.depth.geometry import Intrinsics, backproject, box_mask, distance, extent, level, relations
 
 K = Intrinsics(fx=500.0, fy=500.0, cx=319.5, cy=239.5)
 
@@ -46,14 +46,14 @@ def test_distance_is_the_mean_of_directed_nearest_neighbour_distances():
 @pytest.mark.parametrize(
     "b_centre,left,above,hour",
     [((2.0, 0.0, 5.0), True, False, 3), ((-2.0, 0.0, 5.0), False, False, 9), ((0.0, 0.0, 9.0), False, False, 12),
-     ((0.0, 0.0, 1.0), False, False, 6), ((1.0, 0.0, 6.732), True, False, 1), ((2.0, 0.0, 7.0), True, False, 2), ((0.0, -1.0, 5.0), False, False, 12)],
+     ((0.0, 0.0, 1.0), False, False, 6), ((1.0, 0.0, 6.732), True, False, 1), ((2.0, 0.0, 7.0), True, False, 2), ((0.0, -1.0, 5.0), False, True, 12)],
 )
 def test_relations(b_centre, left, above, hour):
     a = np.array([[0.0, 0.0, 5.0], [0.0, 0.2, 5.2]]) - np.array([0.0, 0.1, 0.1])
     b = np.array(b_centre)[None] + np.array([[0.0, -0.1, -0.1], [0.0, 0.1, 0.1]])
     facts = relations(a, b)
     assert facts["left_of"] == left and facts["clock_of_b_from_a"] == hour
-    assert facts["above"] == (a[:, 1].mean() < b[:, 1].mean())
+    assert facts["above"] == (a[:, 1].mean() > b[:, 1].mean())
     assert facts["nearer"] == (a[:, 2].min() < b[:, 2].min())
 
 
@@ -68,3 +68,16 @@ def test_no_points_is_an_error():
         extent(np.zeros((0, 3)))
     with pytest.raises(ValueError, match="differ in size"):
         backproject(np.zeros((4, 4)), K, np.zeros((4, 5), bool))
+
+
+def test_level_frame_undoes_the_pitch():
+    # A vertical 2 m pole 10 m ahead of a camera pitched down 20 degrees: upright again in the level frame.
+    pitch = math.radians(20)
+    rotation = np.array([[1, 0, 0], [0, -math.cos(pitch), -math.sin(pitch)], [0, -math.sin(pitch), math.cos(pitch)]])
+    heights = np.linspace(-1.5, 0.5, 11)  # world y relative to the camera centre
+    world = np.stack([np.full_like(heights, 0.5), heights, np.full_like(heights, 10.0)], axis=1)
+    camera = world @ rotation.T
+    levelled = level(camera, 20.0)
+    np.testing.assert_allclose(levelled, world, atol=1e-12)
+    assert extent(levelled)["height"] == pytest.approx(2.0) and extent(camera)["height"] < 1.9
+    np.testing.assert_allclose(level(camera[:2], 0.0), camera[:2] * [1, -1, 1])
