@@ -199,3 +199,78 @@ def write_vqa_sources(root: str | Path) -> VqaSources:
     categories = root / "infoseek_entity_categories.jsonl"
     categories.write_text("\n".join(json.dumps({"entity_id": f"Q{243 + k}", "category": c}) for k, c in enumerate(["building", "animal", "food", "vehicle"])) + "\n")
     return VqaSources(coco, oven, okvqa_q, okvqa_a, aokvqa_path, infoseek, qtype_path, categories)
+
+
+# Middlebury 2014 Motorcycle calibration (full resolution); scikit-image ships a quarter-size copy.
+MOTORCYCLE_CALIB = {"f": 3979.911, "cx0": 1244.772, "cx1": 1369.115, "cy": 1019.507, "doffs": 124.343, "baseline_mm": 193.001}
+
+
+def write_ssr_sources(root: str | Path) -> Path:
+    """SSR-CoT source files over real photographs, in the layouts the SSR sources use.
+
+    `images/photos/*.jpg` (scikit-image's coffee, chelsea, astronaut); `images/middlebury/motorcycle/`
+    with `im0.png`, `im1.png` and a Middlebury `calib.txt` (scaled to the quarter-size copy), plus its
+    ground-truth depth in the SSR layout, `images/middlebury_d/motorcycle/im0.png` (uint16 mm);
+    `viscot.json` (Visual-CoT), `vocot.json` (VoCoT-style grounded reasoning) and `llava_cot.jsonl`
+    (LLaVA-CoT with a grounding step's `objects`). Planted problems: a missing image, a box outside
+    its image, a record without its box turn, a JSONL line that is not JSON, a LLaVA-CoT answer
+    without `<CONCLUSION>`, and a record whose objects are not on the stereo pair.
+    """
+    from skimage import data
+
+    root = Path(root)
+    images = root / "images"
+    (images / "photos").mkdir(parents=True, exist_ok=True)
+    for name in ("coffee", "chelsea", "astronaut"):
+        Image.fromarray(getattr(data, name)()).save(images / "photos" / f"{name}.jpg", quality=92)
+    left, right, disparity = data.stereo_motorcycle()
+    moto = images / "middlebury" / "motorcycle"
+    moto.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(left).save(moto / "im0.png")
+    Image.fromarray(right).save(moto / "im1.png")
+    c = {k: v / 4 if k not in ("doffs", "baseline_mm") else v for k, v in MOTORCYCLE_CALIB.items()}
+    c["doffs"] = MOTORCYCLE_CALIB["doffs"] / 4
+    (moto / "calib.txt").write_text(
+        f"cam0=[{c['f']:.3f} 0 {c['cx0']:.3f}; 0 {c['f']:.3f} {c['cy']:.3f}; 0 0 1]\n"
+        f"cam1=[{c['f']:.3f} 0 {c['cx1']:.3f}; 0 {c['f']:.3f} {c['cy']:.3f}; 0 0 1]\n"
+        f"doffs={c['doffs']:.4f}\nbaseline={c['baseline_mm']}\nwidth={left.shape[1]}\nheight={left.shape[0]}\nndisp=70\n"
+    )
+    depth_m = np.where(np.isfinite(disparity), c["f"] * c["baseline_mm"] / 1000.0 / (disparity + c["doffs"]), 0.0)
+    (images / "middlebury_d" / "motorcycle").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.clip(np.rint(depth_m * 1000), 0, 65535).astype(np.uint16)).save(images / "middlebury_d" / "motorcycle" / "im0.png")
+
+    viscot_prompt = " Please provide the bounding box coordinate of the region that can help you answer the question better."
+
+    def viscot(qid: str, image: str, question: str, box: list[float], answer: str) -> dict:
+        return {"question_id": qid, "image": [image], "dataset": "skimage", "conversations": [
+            {"from": "human", "value": f"<image>\n{question}{viscot_prompt}"}, {"from": "gpt", "value": json.dumps(box)},
+            {"from": "human", "value": "<image>"}, {"from": "gpt", "value": answer}]}
+
+    (root / "viscot.json").write_text(json.dumps([
+        viscot("coffee-1", "photos/coffee.jpg", "What is in the cup?", [0.283, 0.05, 0.7, 0.725], "Espresso."),
+        viscot("chelsea-1", "photos/chelsea.jpg", "What animal is this?", [0.244, 0.1, 0.732, 0.967], "A cat."),
+        viscot("moto-1", "middlebury/motorcycle/im0.png", "What brand is the motorcycle?", [0.4, 0.3, 0.65, 0.5], "Yamaha."),
+        viscot("missing-1", "photos/missing.jpg", "What is this?", [0.1, 0.1, 0.5, 0.5], "Nothing."),
+        viscot("outside-1", "photos/astronaut.jpg", "Who is this?", [0.5, 0.5, 1.4, 0.9], "An astronaut."),
+        {"question_id": "broken-1", "image": ["photos/coffee.jpg"], "conversations": [{"from": "human", "value": "What?"}, {"from": "gpt", "value": "A cup."}]},
+    ], indent=1))
+    (root / "vocot.json").write_text(json.dumps([
+        {"id": "moto-wheels", "image": "middlebury/motorcycle/im0.png", "conversations": [
+            {"from": "human", "value": "<image>\nWhich wheel of the motorcycle is closer to the camera?"},
+            {"from": "gpt", "value": "The motorcycle has the front wheel [0.688, 0.58, 0.925, 0.9] and the rear wheel [0.162, 0.47, 0.385, 0.81]. "
+                                     "The headlight [0.682, 0.24, 0.762, 0.38] sits above the front wheel. Answer: The front wheel."}]},
+        {"id": "moto-tank", "image": "middlebury/motorcycle/im0.png", "conversations": [
+            {"from": "human", "value": "<image>\nIs the seat to the left of the fuel tank?"},
+            {"from": "gpt", "value": "The seat [0.2, 0.32, 0.48, 0.5] is behind the fuel tank [0.44, 0.32, 0.65, 0.48]."}], "answer": "Yes."},
+    ], indent=1))
+    lines = [
+        {"id": "llava-moto", "image": "middlebury/motorcycle/im0.png", "conversations": [
+            {"from": "human", "value": "<image>\nHow far is the engine from the front wheel?"},
+            {"from": "gpt", "value": "<SUMMARY>I will locate the engine and the front wheel and compare them.</SUMMARY>\n\n<CAPTION>A red Yamaha motorcycle in a garage.</CAPTION>\n\n"
+                                     "<REASONING>The engine is in the middle of the frame, the front wheel at the right.</REASONING>\n\n<CONCLUSION>They are close to each other.</CONCLUSION>"}],
+         "objects": [{"name": "engine", "box": [330, 240, 480, 370]}, {"name": "front wheel", "box": [510, 290, 685, 450]}]},
+        {"id": "llava-noconclusion", "image": "photos/coffee.jpg", "conversations": [
+            {"from": "human", "value": "What is this?"}, {"from": "gpt", "value": "<REASONING>A cup.</REASONING>"}]},
+    ]
+    (root / "llava_cot.jsonl").write_text("\n".join(json.dumps(line) for line in lines[:1]) + "\n{not json\n" + json.dumps(lines[1]) + "\n")
+    return root

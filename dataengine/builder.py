@@ -137,9 +137,10 @@ class Builder(ABC):
         """Where an item comes from (a path, a record id), for rejects."""
         return str(item)
 
-    @abstractmethod
     def process_item(self, item: Any, ctx: Context) -> Iterable[Sample]:
-        """The sample(s) of one planned item."""
+        """The sample(s) of one planned item. Builders that work in batches (a depth model on a GPU)
+        override `process` instead."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither process_item nor process")
 
     def process(self, part: Partition, ctx: Context) -> Iterator[Sample]:
         """Process items one at a time; an item that raises becomes a reject and the rest go on."""

@@ -101,7 +101,7 @@ def fact_sentences(measurement: Measurement, names: list[str], pairs: list[tuple
 
 def compose(lead: list[str], facts: list[str], answer: str, rng: np.random.Generator) -> str:
     """The rationale: original reasoning (if any), then the measured facts, then the answer, last."""
-    return " ".join([*lead, *facts, _say("answer", rng, answer=answer)])
+    return " ".join([*lead, *facts, _say("answer", rng, answer=answer.rstrip(". "))])
 
 
 def parse(text: str) -> list[dict[str, Any]]:
