@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -29,28 +29,12 @@ from dataengine.catalog import BuildSpec, Partition
 from dataengine.depth.codec import decode_depth_png
 from dataengine.depth.geometry import Intrinsics
 from dataengine.depth.sources import parse_spec
-from dataengine.depth.stereo import StereoDepth
-from dataengine.export import safe_join
+from dataengine.depth.stereo import StereoDepth, read_middlebury_calib
+from dataengine.export import depth_path_for, safe_join
 from dataengine.ssr.facts import FactError, Region
 from dataengine.ssr.pipeline import PARAMS_SCHEMA, Question, chunks, depth_source_id, make_sample, measure_stored, predict_depth
 
 MAX_OBJECTS = 4
-
-
-def depth_path_for(image_path: str) -> str:
-    """SSR-CoT's rule: `GQA/123.jpg` -> `GQA_d/123.png`."""
-    parts = PurePosixPath(image_path).parts
-    if len(parts) < 2:
-        raise ValueError(f"image path {image_path!r} has no folder; SSR-CoT paths are <folder>/<file>")
-    return str(PurePosixPath(f"{parts[0]}_d", *parts[1:]).with_suffix(".png"))
-
-
-def read_middlebury_calib(path: Path) -> dict[str, float]:
-    """focal and principal point (px), baseline (m) and doffs from a Middlebury `calib.txt`
-    (`cam0=[f 0 cx; 0 f cy; 0 0 1]`, baseline in mm)."""
-    values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    cam0 = [float(v) for v in re.findall(r"[-\d.e+]+", values["cam0"])]
-    return {"focal_px": cam0[0], "cx": cam0[2], "cy": cam0[5], "baseline_m": float(values["baseline"]) / 1000.0, "doffs": float(values.get("doffs", 0.0))}
 
 
 @register_builder("ssr_cot")

@@ -228,7 +228,7 @@ def _corruption_choice(names: str, severities: str) -> tuple[list[str], list[int
 
 
 @cli.command("export")
-@click.argument("layout", type=click.Choice(["kitti-c", "nyu-c"]))
+@click.argument("layout", type=click.Choice(["kitti-c", "nyu-c", "ssr-cot"]))
 @click.argument("release", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
 def export(layout: str, release: str, out: str) -> None:
@@ -236,6 +236,9 @@ def export(layout: str, release: str, out: str) -> None:
 
     kitti-c: OUT/kitti_c/<corruption>/<severity>/kitti_data/<date>/<drive>/image_02/data/<frame>.png
     plus OUT/kitti_c/clean/..., with the PNG bytes of the shards unchanged.
+
+    ssr-cot: OUT/ssr-cot.jsonl (question, rationale, answer, image_path, depth_path), the images at
+    their image_path and the depth maps in <folder>_d/ (uint16 mm PNG).
     """
     from dataengine.export import EXPORTERS
 
@@ -243,7 +246,29 @@ def export(layout: str, release: str, out: str) -> None:
         count = EXPORTERS[layout](release, out)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
-    click.echo(f"wrote {count} images under {out}")
+    click.echo(f"wrote {count} {'records' if layout == 'ssr-cot' else 'images'} under {out}")
+
+
+@cli.command("depth")
+@click.argument("images_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--source", required=True, help="stereo (Middlebury-style folders: im0.png, im1.png, calib.txt) or model:<checkpoint folder or hub id>.")
+@click.option("--device", help="torch device for a model (default: cuda when present, else cpu).")
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def depth_command(images_dir: str, out_dir: str, source: str, device: str | None, batch_size: int, no_progress: bool) -> None:
+    """Depth maps alone: OUT_DIR mirrors IMAGES_DIR with 16-bit millimetre PNGs (clipped at 65.535 m).
+
+    Reruns skip maps already written; unreadable inputs are listed in OUT_DIR/rejects.jsonl.
+    """
+    from dataengine.depth.folder import depth_folder
+
+    try:
+        report = depth_folder(images_dir, out_dir, source, device=device, batch_size=batch_size, progress=not no_progress)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(f"{report['written']} written, {report['skipped']} already there, {report['rejected']} rejected, "
+               f"{report['clipped_pixels']} pixels clipped at 65.535 m; source {report['source']}")
 
 
 @cli.command("score-depth")

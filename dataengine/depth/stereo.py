@@ -7,7 +7,9 @@ Pixels without a confident match get depth 0 (no measurement).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -47,3 +49,11 @@ class StereoDepth:
         with np.errstate(invalid="ignore", divide="ignore"):
             depth = self.focal_px * self.baseline_m / (disparity + self.doffs)
         return np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
+
+
+def read_middlebury_calib(path: Path) -> dict[str, float]:
+    """focal and principal point (px), baseline (m) and doffs from a Middlebury `calib.txt`
+    (`cam0=[f 0 cx; 0 f cy; 0 0 1]`, baseline in mm)."""
+    values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    cam0 = [float(v) for v in re.findall(r"[-\d.e+]+", values["cam0"])]
+    return {"focal_px": cam0[0], "cx": cam0[2], "cy": cam0[5], "baseline_m": float(values["baseline"]) / 1000.0, "doffs": float(values.get("doffs", 0.0))}
