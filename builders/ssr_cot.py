@@ -66,7 +66,8 @@ class SSRCoTBuilder(Builder):
     def plan(self, spec: BuildSpec) -> list[Partition]:
         parse_spec(spec.params["depth_source"])
         by_split, _ = self._records(spec)
-        return [part for split, records in by_split.items() for part in spec.partition(split, records)]
+        # Records of one image sit together, so a partition computes that image's depth once.
+        return [part for split, records in by_split.items() for part in spec.partition(split, sorted(records, key=lambda r: r["image"]))]
 
     def planning_rejects(self, spec: BuildSpec) -> list[Reject]:
         return self._records(spec)[1]
@@ -81,6 +82,7 @@ class SSRCoTBuilder(Builder):
         p = ctx.spec.params
         kind, _ = parse_spec(p["depth_source"])
         source_id = depth_source_id(p)
+        cache: dict[str, Any] = {}  # image -> model prediction, within this partition
         for chunk in chunks(part.items, p["batch_size"]):
             loaded = []
             for record in chunk:
@@ -90,8 +92,11 @@ class SSRCoTBuilder(Builder):
                     code = "missing_file" if isinstance(exc, FileNotFoundError) else "unreadable_input"
                     ctx.reject(self.item_key(record, ctx), f"{type(exc).__name__}: {exc}", record["image"], code=code)
             if kind == "model" and loaded:
-                for entry, prediction in zip(loaded, predict_depth(p["depth_source"], [e[2] for e in loaded], p)):
-                    entry[3]["depth"], entry[3]["focal_px"] = prediction.depth, prediction.focal_px
+                todo = {e[0]["image"]: e[2] for e in loaded if e[0]["image"] not in cache}
+                for image, prediction in zip(todo, predict_depth(p["depth_source"], list(todo.values()), p)):
+                    cache[image] = prediction
+                for entry in loaded:
+                    entry[3]["depth"], entry[3]["focal_px"] = cache[entry[0]["image"]].depth, cache[entry[0]["image"]].focal_px
             for record, image_bytes, rgb, depth in loaded:
                 try:
                     sample = self._sample(record, ctx, image_bytes, rgb, depth, source_id, trim=0.0 if kind == "gt" else 0.01)
@@ -142,7 +147,7 @@ class SSRCoTBuilder(Builder):
         regions = []
         for obj in record["objects"][:MAX_OBJECTS]:
             box = obj["box"]
-            scale = (width, height, width, height) if max(box) <= 1.0 else (1, 1, 1, 1)
+            scale = (width, height, width, height) if obj.get("normalized", max(box) <= 1.0) else (1, 1, 1, 1)
             regions.append(Region(obj["name"], tuple(float(v) * s for v, s in zip(box, scale))))
         if depth["calib"]:
             calib = depth["calib"]

@@ -12,7 +12,7 @@
   rationale. LLaVA-CoT carries no boxes: objects come from inline boxes in the reasoning or from
   an `objects` list added by a grounding step.
 
-Boxes with every value <= 1 are normalised; others are pixels. A record that cannot be read becomes
+Visual-CoT boxes are normalised; elsewhere boxes with every value <= 1 are normalised, others pixels. A record that cannot be read becomes
 a reject naming what is wrong.
 """
 
@@ -73,7 +73,7 @@ def _visual_cot(record: dict[str, Any]) -> dict[str, Any]:
     if not box:
         raise ValueError(f"the second turn is not a box [x1, y1, x2, y2]: {gpt[0][:60]!r}")
     return {"question": _clean(_VISCOT_PROMPT.sub(" ", human[0])), "answer": _clean(gpt[-1]), "lead": [],
-            "objects": [{"name": "key region", "box": [float(v) for v in box.groups()]}]}
+            "objects": [{"name": "key region", "box": [float(v) for v in box.groups()], "normalized": True}]}
 
 
 def _vocot(record: dict[str, Any]) -> dict[str, Any]:
