@@ -89,12 +89,14 @@ def build(catalog: str, out: str | None, workers: int | None, scheduler: str | N
 @click.option("--workers", "-w", type=int, help="Local Dask worker processes (default: number of cores).")
 @click.option("--force", is_flag=True, help="Rebuild even if the demo releases exist.")
 def demo(out: str, workers: int | None, force: bool) -> None:
-    """Build the offline demo: scenes (catalogs/demo.yaml) and knowledge VQA (catalogs/demo-vqa.yaml).
+    """Build the offline demo: scenes (catalogs/demo.yaml), knowledge VQA (catalogs/demo-vqa.yaml) and
+    SSR-CoT spatial rationales (catalogs/demo-ssr.yaml over scenes, catalogs/demo-ssr-real.yaml).
 
     The VQA part first writes OK-VQA, A-OKVQA and InfoSeek files in their official formats over
-    scikit-image's photographs into OUT-sources/vqa.
+    scikit-image's photographs into OUT-sources/vqa; the real SSR-CoT part writes Visual-CoT, VoCoT
+    and LLaVA-CoT style files and the Middlebury stereo pair into OUT-sources/ssr.
     """
-    from builders.synthetic_sources import write_vqa_sources
+    from builders.synthetic_sources import write_ssr_sources, write_vqa_sources
 
     release = _run_build("demo", out, workers, None, None, (), force, True)
     sources = Path(f"{out}-sources") / "vqa"
@@ -102,14 +104,22 @@ def demo(out: str, workers: int | None, force: bool) -> None:
         write_vqa_sources(sources)
     os.environ["DEMO_VQA_ROOT"] = str(sources.resolve())
     vqa = _run_build("demo-vqa", f"{out}-vqa", workers, None, None, (), force, True)
+    ssr = _run_build("demo-ssr", f"{out}-ssr", workers, None, None, (), force, True)
+    ssr_sources = Path(f"{out}-sources") / "ssr"
+    if not (ssr_sources / "llava_cot.jsonl").exists():
+        write_ssr_sources(ssr_sources)
+    os.environ["DEMO_SSR_ROOT"] = str(ssr_sources.resolve())
+    ssr_real = _run_build("demo-ssr-real", f"{out}-ssr-real", workers, None, None, (), force, True)
     click.echo(
         "\nload them:\n"
         f"  python -c \"import dataengine; s = next(iter(dataengine.load('{release}', split='train'))); print(s.keys())\"\n"
         f"  python -c \"import datasets; print(datasets.load_dataset('{release}'))\"\n"
         f"  python -c \"import datasets; print(datasets.load_dataset('{vqa}', split='commonsense')[0]['json'])\"\n"
+        f"  python -c \"import datasets; r = datasets.load_dataset('{ssr}', split='train')[0]['json']; print(r['question'], r['rationale'], r['answer'], sep='\\n')\"\n"
         f"check them:  dataengine verify {release} && dataengine verify {vqa}\n"
         f"look inside:  dataengine inspect {release}/train/demo-000000.tar\n"
-        f"what was rejected and why:  cat {vqa}/rejects.jsonl"
+        f"SSR-CoT layout:  dataengine export ssr-cot {ssr_real} {out}-ssr-cot\n"
+        f"what was rejected and why:  cat {vqa}/rejects.jsonl {ssr_real}/rejects.jsonl"
     )
 
 
