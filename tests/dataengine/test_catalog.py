@@ -107,16 +107,17 @@ def test_limit_must_be_positive(tmp_path):
 
 def test_shipped_catalogs_are_valid(tmp_path, monkeypatch, tiny_release):
     """Every shipped catalog loads once its sources exist (generated here in the real layouts)."""
-    from builders.synthetic_sources import write_kitti_tree, write_nyu_tree, write_vqa_sources
+    from builders.synthetic_sources import write_kitti_tree, write_nyu_tree, write_ssr_sources, write_vqa_sources
     from dataengine.resources import data_dir
 
     kitti = write_kitti_tree(tmp_path / "kitti", frames_per_drive=1, drives=1, width=320, height=96)
     write_nyu_tree(tmp_path / "nyu", frames=1, width=64, height=48)
     vqa = write_vqa_sources(tmp_path / "vqa")
+    write_ssr_sources(tmp_path / "ssr")
     variables = {
         "KITTI_ROOT": kitti.root, "KITTI_SPLIT_FILE": kitti.split_file, "KITTI_GT_ROOT": kitti.gt_root, "NYU_ROOT": tmp_path / "nyu",
         "SCENES_RELEASE": tiny_release, "VQA_ROOT": tmp_path / "vqa", "COCO_ROOT": vqa.coco_root, "OVEN_ROOT": vqa.oven_root,
-        "DEMO_VQA_ROOT": tmp_path / "vqa",
+        "DEMO_VQA_ROOT": tmp_path / "vqa", "SSR_ROOT": tmp_path / "ssr", "DEMO_SSR_ROOT": tmp_path / "ssr",
     }
     for name, value in variables.items():
         monkeypatch.setenv(name, str(value))
