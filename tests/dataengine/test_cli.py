@@ -46,7 +46,7 @@ def test_bad_arguments_fail_fast(tmp_path):
     result = CliRunner().invoke(cli, ["build", catalog, "--workers", "2", "--scheduler", "tcp://h:8786"])
     assert result.exit_code == 2 and "exclude each other" in result.output
     result = CliRunner().invoke(cli, ["build", "no-such-catalog"])
-    assert result.exit_code == 2 and "shipped catalogs: demo, demo-vqa, kitti-c, nyu-c, scenes, scenes-c, vqa-knowledge" in result.output
+    assert result.exit_code == 2 and "shipped catalogs: demo, demo-ssr, demo-ssr-real, demo-vqa, kitti-c, nyu-c, scenes, scenes-c, ssr-cot, ssr-cot-scenes, vqa-knowledge" in result.output
 
 
 def test_verify_exits_1_naming_problems(tmp_path, tiny_release):
@@ -76,5 +76,7 @@ def test_demo_builds_offline_and_says_how_to_load(tmp_path):
     vqa = tmp_path / "demo-vqa"
     assert run("verify", str(vqa)).exit_code == 0
     assert json.loads((vqa / "manifest.json").read_text())["rejects"]["total"] > 0
+    for part in ("demo-ssr", "demo-ssr-real"):
+        assert run("verify", str(tmp_path / part)).exit_code == 0
     again = run("demo", "--out", str(out))
-    assert again.output.count("already complete") == 2
+    assert again.output.count("already complete") == 4
