@@ -12,7 +12,7 @@ import importlib
 import time
 from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable
@@ -34,6 +34,8 @@ def register_builder(name: str) -> Callable[[type["Builder"]], type["Builder"]]:
     def decorate(cls: type[Builder]) -> type[Builder]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"builder '{name}' is already registered by {_REGISTRY[name].__module__}")
+        if not hasattr(cls, "process_item") and cls.process is Builder.process:
+            raise TypeError(f"builder '{name}' ({cls.__name__}) must define process_item(item, ctx) or override process(part, ctx)")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -137,10 +139,9 @@ class Builder(ABC):
         """Where an item comes from (a path, a record id), for rejects."""
         return str(item)
 
-    def process_item(self, item: Any, ctx: Context) -> Iterable[Sample]:
-        """The sample(s) of one planned item. Builders that work in batches (a depth model on a GPU)
-        override `process` instead."""
-        raise NotImplementedError(f"{type(self).__name__} implements neither process_item nor process")
+    # A builder defines `process_item(self, item, ctx) -> Iterable[Sample]` (the samples of one planned
+    # item), or overrides `process` when it works in batches (a depth model on a GPU);
+    # `register_builder` refuses a class that does neither.
 
     def process(self, part: Partition, ctx: Context) -> Iterator[Sample]:
         """Process items one at a time; an item that raises becomes a reject and the rest go on."""

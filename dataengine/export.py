@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from dataengine.atomic import write_bytes_atomic
 from dataengine.fields import decode_member
 from dataengine.loading import read_manifest
 from dataengine.shards import iter_samples
@@ -37,10 +37,7 @@ def export_corruption_set(release: str | Path, out: str | Path, top: str = "kitt
                 target = safe_join(root, f"{folder}/{record['frame']}")
                 if target.suffix.lower() != ".png":
                     target = target.with_suffix(".png")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.partial")
-                tmp.write_bytes(members["rgb.png"])
-                os.replace(tmp, target)
+                write_bytes_atomic(target, members["rgb.png"])
                 written += 1
     return written
 
@@ -59,10 +56,7 @@ def _write_once(target: Path, data: bytes) -> bool:
         if target.read_bytes() != data:
             raise ValueError(f"{target} exists with different content; two samples map to one path")
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    write_bytes_atomic(target, data)
     return True
 
 
@@ -86,9 +80,7 @@ def export_ssr_cot(release: str | Path, out: str | Path) -> int:
                 _write_once(safe_join(root, depth_path), members["depth.png"])
                 lines.append({"question": record["question"], "rationale": record["rationale"], "answer": record["answer"],
                               "image_path": record["image_path"], "depth_path": depth_path})
-    tmp = root / ".ssr-cot.jsonl.partial"
-    tmp.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
-    os.replace(tmp, root / "ssr-cot.jsonl")
+    write_bytes_atomic(root / "ssr-cot.jsonl", "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode())
     return len(lines)
 
 

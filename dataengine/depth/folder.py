@@ -9,7 +9,6 @@ resumes. Unreadable inputs go to `rejects.jsonl` and the rest goes on.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from dataengine.atomic import write_bytes_atomic
 from dataengine.depth.codec import encode_depth_png
 from dataengine.depth.sources import load_monocular, parse_spec
 from dataengine.depth.stereo import StereoDepth, read_middlebury_calib
@@ -26,10 +26,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 def _write(target: Path, depth_m: np.ndarray) -> int:
     data, clipped = encode_depth_png(depth_m)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    write_bytes_atomic(target, data)
     return clipped
 
 

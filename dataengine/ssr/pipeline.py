@@ -14,7 +14,7 @@ from dataengine.depth.codec import decode_depth_png, encode_depth_png
 from dataengine.depth.geometry import Intrinsics
 from dataengine.depth.sources import DepthPrediction, load_monocular, parse_spec
 from dataengine.ssr import rationale
-from dataengine.ssr.facts import FactError, Measurement, Region, measure
+from dataengine.ssr.facts import Measurement, Region, measure
 from dataengine.ssr.gate import contradiction
 from dataengine.ssr.rewrite import RewriteConfig, lost_facts, rewrite
 
@@ -122,7 +122,3 @@ def stored_claim(claim: dict[str, Any] | None) -> dict[str, Any] | None:
     value = claim["value"]
     return {"fact": claim["fact"], "name": claim.get("name"), "a": claim.get("a"), "b": claim.get("b"),
             "value": f"{value:.4f}" if isinstance(value, float) else str(value)}
-
-
-def reject_fact_error(ctx: Context, key: str, source_id: str, exc: FactError) -> None:
-    ctx.reject(key, str(exc), source_id, code=exc.code)
