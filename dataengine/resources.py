@@ -22,7 +22,7 @@ def data_dir(kind: str) -> Path:
 def resolve_catalog(name_or_path: str | Path) -> Path:
     """A catalog path as given, or the name of a shipped catalog (`scenes` -> catalogs/scenes.yaml)."""
     path = Path(name_or_path)
-    if path.exists():
+    if path.is_file():  # a folder that happens to share a catalog's name (e.g. ./demo) is not one
         return path
     shipped = data_dir("catalogs") / f"{path.stem}.yaml"
     if path.parent == Path(".") and shipped.exists():
