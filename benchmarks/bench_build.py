@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from benchmarks.tree_rss import PeakTreeRSS
-from dataengine.catalog import load_catalog
-from dataengine.engine import build
-from dataengine.resources import resolve_catalog
+from dataengine.api import build
+from dataengine.core.catalog import load_catalog
+from dataengine.core.resources import resolve_catalog
 
 
 def spec_for(samples: int, width: int, height: int, per_shard: int):

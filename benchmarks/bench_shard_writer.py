@@ -17,12 +17,12 @@ from pathlib import Path
 
 import webdataset as wds
 
-from builders.scenes import ScenesBuilder
-from dataengine.builder import Context
-from dataengine.catalog import load_catalog
-from dataengine.fields import encode_json
-from dataengine.resources import resolve_catalog
-from dataengine.shards import ShardWriter
+from builders.scenes.builder import ScenesBuilder
+from dataengine.core.builder import Context
+from dataengine.core.catalog import load_catalog
+from dataengine.core.fields import encode_json
+from dataengine.core.resources import resolve_catalog
+from dataengine.io.tar import ShardWriter
 
 
 def encoded_samples(count: int) -> list[tuple[str, dict[str, bytes]]]:

@@ -43,11 +43,11 @@ def run(size: tuple[int, int], repeats: int, reference_repeats: int) -> None:
     ours_no_glass = reference_no_glass = 0.0
     slower = []
     for name in names("kitti-c"):
-        ours = timed(lambda: [corrupt(image, name, s, seed=s) for s in range(1, 6)], repeats)
+        ours = timed(lambda name=name: [corrupt(image, name, s, seed=s) for s in range(1, 6)], repeats)
         if name in RICHER_THAN_REFERENCE:
             print(f"{name:<18} {ours:9.3f} {'-':>10} {'-':>9}   (RoboDepth's own; no reference to time)")
             continue
-        reference = timed(lambda: [reference_corrupt(image, name, s, s) for s in range(1, 6)], reference_repeats)
+        reference = timed(lambda name=name: [reference_corrupt(image, name, s, s) for s in range(1, 6)], reference_repeats)
         ratio = reference / ours
         slower += [name] if ratio < 1 else []
         print(f"{name:<18} {ours:9.3f} {reference:10.3f} {ratio:8.1f}x")

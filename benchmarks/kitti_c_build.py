@@ -19,11 +19,11 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from builders.synthetic_sources import write_kitti_tree
+from builders.fixtures import write_kitti_tree
 from corruptions import names
 from corruptions.reference import load_reference
-from dataengine.catalog import load_catalog
-from dataengine.engine import build
+from dataengine.api import build
+from dataengine.core.catalog import load_catalog
 
 
 def robodepth_style(image: Image.Image, name: str, severity: int) -> np.ndarray:

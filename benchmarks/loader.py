@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dataengine.catalog import load_catalog
-from dataengine.depth.codec import decode_depth_png
-from dataengine.engine import build
-from dataengine.loading import ReleaseDataset
-from dataengine.resources import resolve_catalog
+from dataengine.api import build
+from dataengine.core.catalog import load_catalog
+from dataengine.core.depth_png import decode_depth_png
+from dataengine.core.resources import resolve_catalog
+from dataengine.release.load import ReleaseDataset
 
 
 def plain_webdataset(release: Path):

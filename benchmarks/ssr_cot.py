@@ -19,11 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dataengine.catalog import load_catalog
+from dataengine.api import build
+from dataengine.core.catalog import load_catalog
+from dataengine.core.resources import resolve_catalog
 from dataengine.depth.stereo import StereoDepth
-from dataengine.engine import build
 from dataengine.metrics.depth import compute_errors
-from dataengine.resources import resolve_catalog
 
 
 def scenes_build(scenes: int, depth_source: str, workers: int, out: Path) -> tuple[float, int, dict]:

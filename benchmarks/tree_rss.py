@@ -31,7 +31,7 @@ class PeakTreeRSS:
             self.peak = max(self.peak, self._sample())
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "PeakTreeRSS":
+    def __enter__(self) -> PeakTreeRSS:
         self._thread.start()
         return self
 

@@ -54,7 +54,7 @@ def generate(n: int, seed: int = 0) -> pl.DataFrame:
 
 
 def run_polars(table: pl.DataFrame) -> int:
-    from builders.vqa_knowledge import curate
+    from builders.vqa.builder import curate
 
     caps = {"commonsense": 150, "world_knowledge": 150, "rationale": 150}
     rows = table.lazy().with_columns(
@@ -69,7 +69,7 @@ def run_polars(table: pl.DataFrame) -> int:
 
 def run_pandas(table: pl.DataFrame) -> int:
 
-    from dataengine.vqa_text import normalize_answer
+    from dataengine.metrics.vqa_text import normalize_answer
 
     df = table.to_pandas()
     priority = {"aokvqa": 0, "infoseek": 1, "okvqa": 2}
@@ -78,7 +78,7 @@ def run_pandas(table: pl.DataFrame) -> int:
     df = df.sort_values(["priority", "id"])
     answers = df[["id", "answers"]].explode("answers")
     answers["norm"] = answers["answers"].map(normalize_answer)
-    norm = answers.groupby("id")["norm"].agg(lambda s: sorted(set(v for v in s if v)))
+    norm = answers.groupby("id")["norm"].agg(lambda s: sorted({v for v in s if v}))
     df["answers_normalized"] = df["id"].map(norm)
     df = df.drop_duplicates(["image_id", "q"], keep="first")
     df = df[df["priority"] == df.groupby("image_id")["priority"].transform("min")]

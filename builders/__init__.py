@@ -1,3 +1,2 @@
-"""Dataset builders, one module per family; importing the package registers them."""
-
-from builders import corruption_sets, scenes, ssr_cot, ssr_scenes, vqa_knowledge  # noqa: F401
+"""Dataset families, one package each: builders, sources, export, scoring, card and report hooks,
+commands. Each registers itself through the `dataengine.families` entry point (pyproject.toml)."""

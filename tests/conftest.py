@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataengine.catalog import load_catalog
-from dataengine.engine import build
+from dataengine.api import build
+from dataengine.core.catalog import load_catalog
 
 
 def write_catalog(directory: Path, name: str = "tiny", **changes) -> Path:

@@ -1,5 +1,1 @@
-"""Depth sources and the depth codec."""
-
-from dataengine.depth.codec import MAX_DEPTH_M, decode_depth_png, encode_depth_png
-
-__all__ = ["MAX_DEPTH_M", "decode_depth_png", "encode_depth_png"]
+"""Depth sources (ground truth, stereo, learned models) and the 3D geometry built on depth maps."""

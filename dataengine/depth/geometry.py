@@ -24,7 +24,7 @@ class Intrinsics:
     cy: float
 
     @classmethod
-    def from_fov(cls, width: int, height: int, hfov_deg: float) -> "Intrinsics":
+    def from_fov(cls, width: int, height: int, hfov_deg: float) -> Intrinsics:
         """Square pixels and a centred principal point, from a horizontal field of view (a stated default
         when the source gives no calibration)."""
         fx = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)

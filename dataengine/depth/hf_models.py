@@ -28,7 +28,7 @@ class HFDepthModel(MonocularDepth):
         self.id = f"model:{name}"
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: str = "cpu", batch_size: int = 4) -> "HFDepthModel":
+    def from_pretrained(cls, name_or_path: str, device: str = "cpu", batch_size: int = 4) -> HFDepthModel:
         try:
             from transformers import AutoImageProcessor, AutoModelForDepthEstimation
         except ImportError as exc:  # pragma: no cover - transformers is in the models extra

@@ -95,7 +95,7 @@ class TimmDepthModel(MonocularDepth):
         self._std = torch.tensor(config["std"], device=device).view(1, 3, 1, 1)
 
     @classmethod
-    def from_checkpoint(cls, folder: str | Path, device: str = "cpu", batch_size: int = 4) -> "TimmDepthModel":
+    def from_checkpoint(cls, folder: str | Path, device: str = "cpu", batch_size: int = 4) -> TimmDepthModel:
         from safetensors.torch import load_file
 
         folder = Path(folder)

@@ -25,7 +25,6 @@ class StereoDepth:
     max_disparity: int = 256
     block_size: int = 5
 
-    id = "stereo-sgbm"
 
     def disparity(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Left-image disparity in pixels (float32); NaN where matching failed."""

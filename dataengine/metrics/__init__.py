@@ -1,1 +1,1 @@
-"""Evaluation metrics for released datasets (depth robustness now; VQA later)."""
+"""Pure evaluation metrics: depth (KITTI / NYU protocols, DEE, mCE, mRR) and VQA accuracies."""

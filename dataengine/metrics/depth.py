@@ -16,7 +16,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "a1", "a2", "a3")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from statistics import harmonic_mean
 from typing import Any
 
-from dataengine.vqa_text import normalize_answer, process_digit_article, process_punctuation, strip_whitespace
+from dataengine.metrics.vqa_text import normalize_answer, process_digit_article, process_punctuation, strip_whitespace
 
 _NUMBER = r"-?\d+(?:,\d{3})*(?:\.\d+)?"
 

@@ -127,7 +127,7 @@ def distortion(image: np.ndarray, outputs: list[np.ndarray]) -> float:
     return float(np.mean([np.abs(o.astype(np.float64) - image).mean() for o in outputs]))
 
 
-@pytest.mark.parametrize("name", sorted(set(get(n).name for n in DETERMINISTIC + STOCHASTIC + ["glass_blur"])))
+@pytest.mark.parametrize("name", sorted({get(n).name for n in DETERMINISTIC + STOCHASTIC + ["glass_blur"]}))
 def test_severity_is_monotone_where_the_reference_is(name):
     image = photo("astronaut", (128, 96))
     seeds = range(6)

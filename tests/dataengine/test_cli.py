@@ -41,8 +41,8 @@ def test_catalog_errors_exit_2_before_work(tmp_path):
 
 def test_bad_arguments_fail_fast(tmp_path):
     catalog = str(write_catalog(tmp_path))
-    result = CliRunner().invoke(cli, ["build", catalog, "--workers", "0"])
-    assert result.exit_code == 2 and "--workers 0: give at least 1" in result.output
+    result = CliRunner().invoke(cli, ["build", catalog, "--workers", "-1"])
+    assert result.exit_code == 2 and "--workers -1: give 0 (run in this process) or more" in result.output
     result = CliRunner().invoke(cli, ["build", catalog, "--workers", "2", "--scheduler", "tcp://h:8786"])
     assert result.exit_code == 2 and "exclude each other" in result.output
     result = CliRunner().invoke(cli, ["build", "no-such-catalog"])

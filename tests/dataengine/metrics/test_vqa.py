@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from dataengine.metrics.vqa import infoseek_accuracy, infoseek_score, mc_accuracy, relaxed_accuracy, vqa_accuracy
-from dataengine.vqa_text import normalize_answer, normalize_column
+from dataengine.metrics.vqa_text import normalize_answer, normalize_column
 
 
 @pytest.mark.parametrize(

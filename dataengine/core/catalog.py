@@ -1,0 +1,267 @@
+"""Catalogs: YAML files that say what a release is; validated into a `BuildSpec` before any work."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from dataengine.core.fields import encode_json
+
+
+class CatalogError(ValueError):
+    """The catalog (or an override of it) is wrong; the message names the key and how to fix it."""
+
+
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+CATALOG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "version", "builder", "seed", "splits"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
+        "version": {"type": "string", "minLength": 1},
+        "builder": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "license": {"type": "string"},
+        "seed": {"type": "integer", "minimum": 0},
+        "params": {"type": "object"},
+        "sources": {"type": "object", "additionalProperties": {"type": "string"}},
+        "splits": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
+            "additionalProperties": {"type": "object"},
+        },
+        "shards": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "max_samples": {"type": "integer", "minimum": 1},
+                "max_bytes": {"type": ["integer", "string"]},
+            },
+        },
+    },
+}
+
+DEFAULT_SHARDS = {"max_samples": 1000, "max_bytes": "1GB"}
+
+
+@dataclass(frozen=True)
+class ShardLimits:
+    max_samples: int
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A deterministic unit of work: some planned items of one split, written to their own shard(s)."""
+
+    split: str
+    index: int
+    items: tuple[Any, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.split.replace('/', '__')}-{self.index:06d}"
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """A validated, fully resolved catalog plus the command-line choices that shape the build."""
+
+    name: str
+    version: str
+    builder: str
+    seed: int
+    description: str
+    license: str
+    params: dict[str, Any]
+    sources: dict[str, Path]
+    splits: dict[str, dict[str, Any]]
+    shards: ShardLimits
+    resolved: dict[str, Any]
+    limit: int | None = None
+    overrides: tuple[str, ...] = ()
+    path: str = ""
+    sha256: str = field(default="")
+
+    def partition(self, split: str, items: Sequence[Any]) -> list[Partition]:
+        """Cut one split's ordered items into partitions of at most `shards.max_samples` items."""
+        size = self.shards.max_samples
+        return [Partition(split, i, tuple(items[start : start + size])) for i, start in enumerate(range(0, len(items), size))]
+
+
+def parse_size(value: int | str, where: str = "shards.max_bytes") -> int:
+    """`1000000`, `"500MB"`, `"1 GiB"` -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?I?B)?\s*", str(value).upper())
+        if not match:
+            raise CatalogError(f"{where}: '{value}' is not a size; write bytes or e.g. '500MB', '2GB', '1GiB'")
+        size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"])
+    if size < 1024:
+        raise CatalogError(f"{where}: {size} bytes is too small for a shard; use at least 1KB")
+    return size
+
+
+def apply_override(document: dict[str, Any], assignment: str) -> None:
+    """Apply one `dotted.key=value` override in place; the value is parsed as YAML (`640` -> int)."""
+    if "=" not in assignment:
+        raise CatalogError(f"--set '{assignment}': expected dotted.key=value, e.g. --set params.width=640")
+    dotted, raw = assignment.split("=", 1)
+    parts = dotted.strip().split(".")
+    if not all(parts):
+        raise CatalogError(f"--set '{assignment}': '{dotted}' is not a dotted key like params.width")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"--set '{assignment}': value is not valid YAML ({exc})") from None
+    node = document
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            here = ".".join(parts[: depth + 1])
+            raise CatalogError(f"--set '{assignment}': '{here}' holds {type(child).__name__}, not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: str, where: str) -> str:
+    """Expand `${VAR}` and `${VAR:-default}`; an unset variable without default is an error."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise CatalogError(f"{where}: environment variable ${{{name}}} is not set; export it or write ${{{name}:-default}}")
+
+    return _ENV.sub(substitute, value)
+
+
+def describe_error(error: jsonschema.ValidationError, prefix: str = "") -> str:
+    """A validation error as `key.path: what is wrong`, suggesting the closest key for typos."""
+    path = ".".join(([prefix] if prefix else []) + [str(part) for part in error.absolute_path])
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        notes = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            notes.append(f"{'.'.join(filter(None, [path, key]))}: unknown key{hint}; allowed here: {', '.join(allowed)}")
+        return "; ".join(notes)
+    return f"{path or '<top level>'}: {error.message}"
+
+
+def validate_against(schema: Mapping[str, Any], instance: Any, prefix: str, source: str) -> None:
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = "\n  ".join(describe_error(e, prefix) for e in errors)
+        raise CatalogError(f"{source}: invalid catalog\n  {lines}")
+
+
+def fill_defaults(schema: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Fill top-level `default`s of an object schema (recursing into nested objects that exist)."""
+    filled = copy.deepcopy(values)
+    for name, sub in schema.get("properties", {}).items():
+        if name not in filled and "default" in sub:
+            filled[name] = copy.deepcopy(sub["default"])
+        elif isinstance(filled.get(name), dict) and sub.get("type") == "object":
+            filled[name] = fill_defaults(sub, filled[name])
+    return filled
+
+
+def load_catalog(path: str | Path, overrides: Iterable[str] = (), limit: int | None = None) -> BuildSpec:
+    """Read, override, expand and validate a catalog; every problem is reported before any work."""
+    from dataengine.core.builder import create_builder
+
+    path = Path(path)
+    source = str(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise CatalogError(f"{source}: catalog file not found") from None
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(document, dict):
+        raise CatalogError(f"{source}: a catalog is a YAML mapping with keys name, version, builder, seed, splits")
+    overrides = tuple(overrides)
+    for assignment in overrides:
+        apply_override(document, assignment)
+    if limit is not None and limit < 1:
+        raise CatalogError(f"--limit {limit}: give a positive number of samples per split")
+
+    validate_against(CATALOG_SCHEMA, document, "", source)
+    try:
+        builder = create_builder(document["builder"])
+    except KeyError as exc:
+        raise CatalogError(f"{source}: builder: {exc.args[0]}") from None
+
+    params = fill_defaults(builder.params_schema, document.get("params") or {})
+    validate_against(builder.params_schema, params, "params", source)
+    splits = {}
+    for split, values in document["splits"].items():
+        splits[split] = fill_defaults(builder.split_schema, values)
+        validate_against(builder.split_schema, splits[split], f"splits.{split}", source)
+
+    sources: dict[str, Path] = {}
+    for name, raw in (document.get("sources") or {}).items():
+        expanded = Path(expand_env(raw, f"sources.{name}")).expanduser()
+        if not expanded.is_absolute():
+            expanded = (path.parent / expanded).resolve()
+        if not expanded.exists():
+            raise CatalogError(f"{source}: sources.{name}: path '{expanded}' does not exist (from '{raw}')")
+        sources[name] = expanded
+    missing = [name for name in builder.required_sources if name not in sources]
+    if missing:
+        raise CatalogError(f"{source}: sources: builder '{builder.name}' needs {', '.join('sources.' + m for m in missing)}")
+
+    shard_values = {**DEFAULT_SHARDS, **(document.get("shards") or {})}
+    shards = ShardLimits(shard_values["max_samples"], parse_size(shard_values["max_bytes"]))
+    resolved = {
+        "name": document["name"],
+        "version": str(document["version"]),
+        "builder": builder.name,
+        "description": document.get("description", ""),
+        "license": document.get("license", "other"),
+        "seed": document["seed"],
+        "params": params,
+        "sources": {name: str(p) for name, p in sources.items()},
+        "splits": splits,
+        "shards": {"max_samples": shards.max_samples, "max_bytes": shards.max_bytes},
+    }
+    digest = hashlib.sha256(encode_json({"catalog": resolved, "limit": limit})).hexdigest()
+    return BuildSpec(
+        name=resolved["name"],
+        version=resolved["version"],
+        builder=builder.name,
+        seed=resolved["seed"],
+        description=resolved["description"],
+        license=resolved["license"],
+        params=params,
+        sources=sources,
+        splits=splits,
+        shards=shards,
+        resolved=resolved,
+        limit=limit,
+        overrides=overrides,
+        path=source,
+        sha256=digest,
+    )

@@ -1,0 +1,56 @@
+"""Depth codec: metric depth <-> 16-bit PNG, in millimetres (NYU convention, the default) or in
+1/256 m (KITTI's ground-truth convention, up to 256 m at 3.9 mm steps).
+
+0 means "no measurement" (sky, invalid). Depth beyond the top code (65.535 m in millimetres) is
+clipped to 65535 and counted, never wrapped around.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+MM_PER_M = 1000.0
+KITTI_UNITS_PER_M = 256.0
+MAX_CODE = 65535
+MAX_DEPTH_M = MAX_CODE / MM_PER_M
+PNG_COMPRESS_LEVEL = 3
+UNITS_PER_M = {"depth": MM_PER_M, "depth_kitti": KITTI_UNITS_PER_M}  # member kind -> PNG codes per metre
+
+
+def depth_to_codes(depth_m: np.ndarray, units_per_m: float = MM_PER_M) -> tuple[np.ndarray, int]:
+    """Quantise metres to uint16 codes of 1/`units_per_m` m (millimetres by default); returns
+    (codes, pixels clipped at the top code 65535)."""
+    depth = np.asarray(depth_m, dtype=np.float64)
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be a 2-D array of metres, got shape {depth.shape}")
+    valid = np.isfinite(depth) & (depth > 0)
+    scaled = np.rint(depth[valid] * units_per_m)
+    clipped = int(np.count_nonzero(scaled > MAX_CODE))
+    codes = np.zeros(depth.shape, dtype=np.uint16)
+    # A positive depth below half a code still is a measurement: keep it at 1 rather than "invalid".
+    codes[valid] = np.clip(scaled, 1, MAX_CODE).astype(np.uint16)
+    return codes, clipped
+
+
+def encode_depth_png(depth_m: np.ndarray, units_per_m: float = MM_PER_M) -> tuple[bytes, int]:
+    """Encode metres as a 16-bit PNG; returns (png bytes, number of clipped pixels)."""
+    codes, clipped = depth_to_codes(depth_m, units_per_m)
+    buffer = io.BytesIO()
+    Image.fromarray(codes).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue(), clipped
+
+
+def decode_depth_png(data: bytes, units_per_m: float = MM_PER_M) -> np.ndarray:
+    """Decode a 16-bit depth PNG to float32 metres (0 where there is no measurement)."""
+    with Image.open(io.BytesIO(data)) as image:
+        if image.mode not in ("I;16", "I;16B", "I;16L", "I"):
+            raise ValueError(f"depth PNG must be 16-bit greyscale, got mode {image.mode}")
+        codes = np.asarray(image).astype(np.float32)
+    return codes / np.float32(units_per_m)
+
+
+def decode_kitti_depth_png(data: bytes) -> np.ndarray:
+    return decode_depth_png(data, KITTI_UNITS_PER_M)

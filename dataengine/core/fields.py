@@ -1,0 +1,120 @@
+"""Kinds of sample members: how each is encoded, decoded, checked and declared to `datasets`.
+
+A sample is a key plus members named `<field>.<ext>` (webdataset convention). The sample schema
+maps each member name to one of the kinds registered here; loaders, `verify` and the dataset card
+all look the kind up instead of guessing from the extension.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from dataengine.core.depth_png import decode_depth_png, decode_kitti_depth_png
+
+PNG_COMPRESS_LEVEL = 3
+JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class FieldKind:
+    """How one kind of member is read, checked and described."""
+
+    name: str
+    decode: Callable[[bytes], Any]
+    hf_feature: Callable[[], Any]
+    description: str
+
+
+def _decode_image(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        return np.asarray(image, dtype=np.uint8).copy()
+
+
+def _decode_mask(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        if image.mode not in ("L", "P", "I;16", "I;16B", "I;16L", "I"):
+            raise ValueError(f"mask PNG must be 8- or 16-bit greyscale, got mode {image.mode}")
+        return np.asarray(image).copy()
+
+
+def _decode_json(data: bytes) -> Any:
+    return json.loads(data.decode("utf-8"))
+
+
+def _decode_text(data: bytes) -> str:
+    return data.decode("utf-8")
+
+
+def _hf_image() -> Any:
+    import datasets
+
+    return datasets.Image()
+
+
+def _hf_string() -> Any:
+    import datasets
+
+    return datasets.Value("string")
+
+
+KINDS: dict[str, FieldKind] = {
+    kind.name: kind
+    for kind in (
+        FieldKind("image", _decode_image, _hf_image, "8-bit RGB (or grey) image, PNG or JPEG -> uint8 HxWx3"),
+        FieldKind("depth", decode_depth_png, _hf_image, "16-bit PNG in millimetres, 0 = no depth -> float32 metres"),
+        FieldKind("depth_kitti", decode_kitti_depth_png, _hf_image, "16-bit PNG in 1/256 m (KITTI), 0 = no depth -> float32 metres"),
+        FieldKind("mask", _decode_mask, _hf_image, "instance-id PNG, 0 = background -> uint8/uint16 HxW"),
+        FieldKind("json", _decode_json, lambda: None, "UTF-8 JSON record -> dict"),
+        FieldKind("text", _decode_text, _hf_string, "UTF-8 text -> str"),
+    )
+}
+
+
+def field_kind(name: str) -> FieldKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown member kind '{name}'; known kinds: {', '.join(KINDS)}") from None
+
+
+def encode_image(image: np.ndarray, ext: str = "png") -> bytes:
+    """Encode a uint8 HxWx3 (or HxW) array as PNG or JPEG with fixed settings (deterministic bytes)."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim not in (2, 3):
+        raise ValueError(f"image must be uint8 HxW or HxWx3, got {array.dtype} {array.shape}")
+    buffer = io.BytesIO()
+    pil = Image.fromarray(array)
+    if ext == "png":
+        pil.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    elif ext in ("jpg", "jpeg"):
+        pil.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    else:
+        raise ValueError(f"image extension must be 'png' or 'jpg', got '{ext}'")
+    return buffer.getvalue()
+
+
+def encode_mask(mask: np.ndarray) -> bytes:
+    """Encode an instance-id mask as an 8-bit PNG (16-bit when ids exceed 255)."""
+    array = np.asarray(mask)
+    array = array.astype(np.uint8) if array.max(initial=0) < 256 else array.astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def encode_json(record: Any) -> bytes:
+    """Canonical JSON: sorted keys, no spaces, so equal records give equal bytes."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def decode_member(kind: str, data: bytes) -> Any:
+    return field_kind(kind).decode(data)

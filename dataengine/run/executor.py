@@ -1,0 +1,170 @@
+"""Executors: where the tasks of a job run. The job says what to do; the executor only runs it.
+
+Three executors share one protocol: a local Dask cluster (the default), an existing Dask scheduler
+(many machines), and this process (no Dask: debugging, or a GPU model that must stay in one process).
+`build`, `corrupt` and `depth` are all jobs: a function and a list of tasks, run with retries, a
+bounded number in flight, and one progress bar.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Protocol
+
+log = logging.getLogger("dataengine")
+
+# Dask's default MALLOC_TRIM_THRESHOLD_=64KiB turns every large numpy temporary into an mmap/munmap
+# pair with fresh page faults (2x slower rendering here). Large thresholds keep arrays in the heap,
+# and one worker thread per process keeps BLAS/OpenMP from oversubscribing the cores.
+WORKER_ENVIRON = {
+    "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
+    "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One finished task: its result, or the error it ended with after its retries."""
+
+    task: Any
+    result: Any = None
+    error: str | None = None
+
+
+class Executor(Protocol):
+    """Runs `fn(task)` for every task; yields outcomes in completion order."""
+
+    description: str
+
+    def run(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, name: Callable[[Any], str], retries: int) -> Iterator[Outcome]: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessExecutor:
+    """Every task in this process, one after another (no Dask)."""
+
+    description = "in this process"
+
+    def run(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, name: Callable[[Any], str], retries: int) -> Iterator[Outcome]:
+        for task in tasks:
+            for attempt in range(retries + 1):
+                try:
+                    result = fn(task)
+                except Exception as exc:  # noqa: BLE001 - reported like a failed Dask task
+                    if attempt == retries:
+                        yield Outcome(task, error=f"{type(exc).__name__}: {exc}")
+                    continue
+                yield Outcome(task, result)
+                break
+
+    def close(self) -> None:
+        pass
+
+
+def quiet_dask_logs() -> None:
+    """Unless INFO logging was asked for, keep Dask's start-up and shut-down chatter off the terminal.
+
+    `distributed` sets its loggers' levels when imported, so this runs after that import.
+    """
+    import distributed  # noqa: F401
+
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        logging.getLogger("distributed.batched").setLevel(logging.CRITICAL)
+
+
+class DaskExecutor:
+    """A local cluster of single-threaded worker processes, or an existing scheduler's workers."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None, processes: bool = True, connect_timeout: float = 10.0):
+        import dask
+        from distributed import Client, LocalCluster
+
+        quiet_dask_logs()
+        self.cluster = None
+        if scheduler:
+            try:
+                self.client = Client(scheduler, timeout=connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise ConnectionError(f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:.0f} s ({exc}); "
+                                      "check the address and that `dask scheduler` runs there") from None
+            self.description = f"Dask scheduler {scheduler}"
+        else:
+            workers = workers or os.cpu_count() or 1
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}):
+                self.cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0", silence_logs=logging.ERROR
+                )
+            self.client = Client(self.cluster)
+            self.description = f"local Dask cluster of {workers} worker{'s' * (workers > 1)}"
+        self.dashboard = self.client.dashboard_link
+
+    @property
+    def workers(self) -> int:
+        return max(len(self.client.scheduler_info().get("workers", {})), 1)
+
+    def run(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, name: Callable[[Any], str], retries: int) -> Iterator[Outcome]:
+        from distributed import as_completed
+
+        queue = iter(tasks)
+        window = 4 * self.workers  # bounded in-flight work keeps client and scheduler memory flat
+        owner: dict[Any, Any] = {}
+
+        def submit(task: Any) -> Any:
+            future = self.client.submit(fn, task, key=name(task), retries=retries, pure=False)
+            owner[future] = task
+            return future
+
+        running = as_completed([submit(task) for task in islice(queue, window)])
+        for future in running:
+            task = owner.pop(future)
+            if future.status == "error":
+                error = future.exception()
+                yield Outcome(task, error=f"{type(error).__name__}: {error}")
+            else:
+                yield Outcome(task, future.result())
+            following = next(queue, None)
+            if following is not None:
+                running.add(submit(following))
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def create_executor(workers: int | None = None, scheduler: str | None = None, processes: bool = True) -> Executor:
+    """`workers=0`: this process; a `scheduler` address: that cluster; else a local cluster of `workers`."""
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers={workers}: give 0 (this process) or more")
+    if workers == 0 and not scheduler:
+        return InProcessExecutor()
+    return DaskExecutor(workers, scheduler, processes)
+
+
+class Progress:
+    """One progress bar for every job: units done, named counters, an ETA; off for logs."""
+
+    def __init__(self, total: int, unit: str, initial: int = 0, enabled: bool = True):
+        from tqdm import tqdm
+
+        self.counters: dict[str, int] = {}
+        self._bar = tqdm(total=total, initial=initial, unit=unit, disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+    def advance(self, units: int, **counters: int) -> None:
+        for key, value in counters.items():
+            self.counters[key] = self.counters.get(key, 0) + value
+        self._bar.update(units)
+        self._bar.set_postfix(self.counters, refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()

@@ -1,0 +1,120 @@
+"""The worker side of a build: run one partition through its builder, check, and write its shards.
+
+Runs inside a Dask worker process. Its output is a set of part shards and a `done` record, both
+published atomically, so a partition is either completely done or not at all.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from dataengine.core.builder import Builder, Context, create_builder
+from dataengine.core.catalog import BuildSpec, Partition
+from dataengine.core.fields import encode_json
+from dataengine.core.schema import SampleSchema, SchemaError
+from dataengine.io.atomic import PARTIAL_SUFFIX, write_json_atomic
+from dataengine.io.tar import ShardError, ShardWriter, check_key
+
+PARTS_DIR = "parts"
+DONE_DIR = "done"
+
+
+@lru_cache(maxsize=8)
+def cached_builder(name: str) -> Builder:
+    """One builder instance per worker process, so heavy resources load once."""
+    return create_builder(name)
+
+
+@lru_cache(maxsize=8)
+def cached_schema(kind: str) -> SampleSchema:
+    return SampleSchema.load(kind)
+
+
+def clear_partition(work: Path, part_id: str) -> None:
+    """Remove what an earlier, failed attempt at this partition left behind."""
+    parts = work / PARTS_DIR
+    for stale in [*parts.glob(f"{part_id}.*.tar"), *parts.glob(f".{part_id}.*{PARTIAL_SUFFIX}")]:
+        stale.unlink(missing_ok=True)
+
+
+def prepare_sample(sample: dict[str, Any], fields: dict[str, str], schema: SampleSchema, seen: set[str]) -> tuple[str, dict[str, bytes]]:
+    """Check one sample against the key rules, the builder's fields and the schema; encode its JSON."""
+    key = sample.get("__key__")
+    check_key(key)
+    if key in seen:
+        raise ShardError(f"duplicate sample key {key!r} in this partition")
+    members = {name: value for name, value in sample.items() if not name.startswith("__")}
+    if set(members) != set(fields):
+        raise SchemaError(f"members {sorted(members)} differ from the release's fields {sorted(fields)}")
+    schema.check(key, members, members.get("json"))
+    for name, kind in fields.items():
+        if kind == "json":
+            members[name] = encode_json(members[name])
+    return key, members
+
+
+def run_partition(spec: BuildSpec, part: Partition, work_dir: str) -> dict[str, Any]:
+    """Process and write one partition; returns a small summary for the client's progress bar."""
+    started = time.perf_counter()
+    work = Path(work_dir)
+    clear_partition(work, part.id)
+    builder = cached_builder(spec.builder)
+    schema = cached_schema(builder.sample_kind)
+    fields = builder.fields(spec)
+    ctx = Context(spec, part)
+    shards: list[dict[str, Any]] = []
+    keys: list[str] = []
+    seen: set[str] = set()
+    writer: ShardWriter | None = None
+    try:
+        for sample in builder.process(part, ctx):
+            t0 = time.perf_counter()
+            try:
+                key, members = prepare_sample(sample, fields, schema, seen)
+            except (SchemaError, ShardError, TypeError, ValueError) as exc:
+                ctx.reject(key=str(sample.get("__key__")), source=str(sample.get("__source__", "")), code="schema", reason=str(exc))
+                ctx.timings["validate"] += time.perf_counter() - t0
+                continue
+            t1 = time.perf_counter()
+            if writer is None:
+                writer = ShardWriter(work / PARTS_DIR / f"{part.id}.{len(shards):03d}.tar")
+            writer.write(key, members)
+            seen.add(key)
+            keys.append(key)
+            if writer.num_samples >= spec.shards.max_samples or writer.num_bytes >= spec.shards.max_bytes:
+                shards.append(_finish(writer))
+                writer = None
+            ctx.timings["validate"] += t1 - t0
+            ctx.timings["write"] += time.perf_counter() - t1
+        if writer is not None:
+            t1 = time.perf_counter()
+            shards.append(_finish(writer))
+            ctx.timings["write"] += time.perf_counter() - t1
+            writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
+    for code, count in ctx.sink.counts.items():
+        ctx.counters[f"rejected.{code}"] += count
+    ctx.counters["samples_written"] += len(keys)
+    ctx.counters["items"] += len(part.items)
+    ctx.timings["partition_wall"] += time.perf_counter() - started
+    record = {
+        "partition": part.id,
+        "split": part.split,
+        "shards": shards,
+        "keys": keys,
+        "rejects": [r.as_dict() for r in ctx.rejects],
+        "counters": dict(ctx.counters),
+        "timings": dict(ctx.timings),
+    }
+    write_json_atomic(work / DONE_DIR / f"{part.id}.json", record)
+    return {"partition": part.id, "items": len(part.items), "samples": len(keys), "rejects": len(ctx.rejects), "shards": len(shards)}
+
+
+def _finish(writer: ShardWriter) -> dict[str, Any]:
+    shard = writer.close()
+    return {"file": Path(shard.path).name, "num_samples": shard.num_samples, "num_bytes": shard.num_bytes, "sha256": shard.sha256}

@@ -1,1 +1,0 @@
-"""SSR-CoT style spatial rationales: measured facts from depth, text from the facts, checks."""

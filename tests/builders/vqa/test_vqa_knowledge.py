@@ -1,0 +1,175 @@
+"""Knowledge-VQA: readers on official-format fixtures, polars curation, the release, score-vqa."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import dataengine
+from builders.fixtures import OKVQA_CATEGORIES, write_vqa_sources
+from builders.vqa.builder import VqaKnowledge
+from builders.vqa.sources import read_aokvqa, read_infoseek, read_okvqa
+from dataengine.api import build
+from dataengine.cli import cli
+from dataengine.core.catalog import load_catalog
+from dataengine.release.verify import verify_release
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    return write_vqa_sources(tmp_path_factory.mktemp("vqa"))
+
+
+def catalog(directory: Path, sources, seed: int = 3, **params) -> Path:
+    document = {
+        "name": "vqa", "version": "0.1.0", "builder": "vqa_knowledge", "seed": seed,
+        "params": {"cap_commonsense": 2, "cap_world_knowledge": 2, **params},
+        "sources": {k: str(v) for k, v in sources.__dict__.items()},
+        "splits": {"eval": {}}, "shards": {"max_samples": 8},
+    }
+    path = directory / f"vqa-{seed}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_okvqa_reader(sources):
+    rows, rejects = (f.collect() for f in read_okvqa(sources.okvqa_questions, sources.okvqa_annotations, sources.coco_root))
+    reasons = dict(zip(rejects["key"], rejects["reason"]))
+    assert reasons["okvqa-2971505"] == "expected 10 answers"
+    assert reasons["okvqa-2971515"] == "unknown question_type code"
+    assert reasons["okvqa-2971525"].startswith("no annotation for this question")
+    assert rows.height == 35 - 3
+    assert set(rows["category"]) == set(OKVQA_CATEGORIES.values())
+    assert (rows["answers"].list.len() == 10).all()
+    first = rows.row(0, named=True)
+    assert first["image_path"] == f"{sources.coco_root}/val2014/COCO_val2014_000000000139.jpg" and first["image_id"] == "coco:139"
+
+
+def test_aokvqa_reader(sources):
+    rows, rejects = (f.collect() for f in read_aokvqa(sources.aokvqa, sources.coco_root))
+    assert dict(zip(rejects["key"], rejects["reason"])) == {
+        "aokvqa-22jbM6gDxdaMaunuzgrsBB02": "expected 4 choices",
+        "aokvqa-22jbM6gDxdaMaunuzgrsBB03": "correct_choice_idx not in 0..3",
+    }
+    assert rows.height == 11 and (rows["rationales"].list.len() == 3).all() and (rows["choices"].list.len() == 4).all()
+    assert rows.row(0, named=True)["image_path"].endswith("val2017/000000000872.jpg")
+
+
+def test_infoseek_reader(sources):
+    rows, rejects = (f.collect() for f in read_infoseek(sources.infoseek, sources.infoseek_qtype, sources.infoseek_categories, sources.oven_root))
+    reasons = dict(zip(rejects["key"], rejects["reason"]))
+    assert reasons["infoseek-infoseek_val_00068870"] == "answer_eval missing or malformed"
+    assert reasons["infoseek_val.jsonl:8"].startswith("line 8 is not valid JSON")
+    assert rows.height == 18
+    numeric = rows.filter(pl.col("question_type") == "Numerical").row(0, named=True)
+    assert numeric["answer_range"] == [234.0, 286.0] and numeric["answer_aliases"] == []
+    string = rows.filter(pl.col("question_type") == "String").row(0, named=True)
+    assert string["answer_aliases"] == ["Eiffel Tower", "Tour Eiffel"] and string["answer_range"] is None
+    assert set(rows["category"]) == {"building", "animal", "food", "vehicle"}
+    assert set(rows["source_split"]) == {"val_unseen_question", "val_unseen_entity"}
+
+
+def test_curation_rules(tmp_path, sources):
+    spec = load_catalog(catalog(tmp_path, sources))
+    table, removed = VqaKnowledge().curated(spec)
+    # no image in two splits
+    owners = table.group_by("image_id").agg(pl.col("perspective").n_unique().alias("n"))
+    assert owners["n"].max() == 1
+    # duplicate across sources: OK-VQA's copy of the A-OKVQA question is removed, naming the one kept
+    duplicate = removed.filter(pl.col("code") == "duplicate").row(0, named=True)
+    assert duplicate["key"] == "okvqa-3999991" and "aokvqa-dupOfOkvqa0000000000001" in duplicate["reason"]
+    assert removed.filter(pl.col("code") == "image_in_other_split").height == 4  # OK-VQA questions on the A-OKVQA image
+    # caps per category; A-OKVQA uncapped
+    counts = table.group_by("perspective", "category").len()
+    assert counts.filter(pl.col("perspective") != "rationale")["len"].max() <= 2
+    assert table.filter(pl.col("perspective") == "rationale").height == 11
+    # normalised answers follow the official rules
+    row = table.filter(pl.col("id") == "aokvqa-22jbM6gDxdaMaunuzgrsBB00").row(0, named=True)
+    assert row["answers_normalized"] == ["eat", "eating", "food", "lunch", "work"]
+
+
+def test_sampling_is_deterministic(tmp_path, sources):
+    first = VqaKnowledge().curated(load_catalog(catalog(tmp_path, sources)))[0]["id"].to_list()
+    again = VqaKnowledge().curated(load_catalog(catalog(tmp_path, sources)))[0]["id"].to_list()
+    other = VqaKnowledge().curated(load_catalog(catalog(tmp_path, sources, seed=4)))[0]["id"].to_list()
+    assert first == again and first != other
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory, sources):
+    directory = tmp_path_factory.mktemp("vqa-release")
+    spec = load_catalog(catalog(directory, sources, cap_commonsense=None, cap_world_knowledge=None))
+    result = build(spec, directory / "release", workers=1, progress=False)
+    assert result.status == "built"
+    return directory / "release"
+
+
+def test_release_rejects_stats_and_loading(release):
+    import datasets
+
+    assert verify_release(release) == []
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert list(manifest["splits"]) == ["rationale", "world_knowledge", "commonsense"]
+    assert manifest["rejects"]["by_reason"] == {"duplicate": 1, "error.FileNotFoundError": 1, "image_in_other_split": 4, "malformed": 7}
+    rejects = [json.loads(line) for line in (release / "rejects.jsonl").read_text().splitlines()]
+    missing = next(r for r in rejects if r["code"] == "error.FileNotFoundError")
+    assert missing["key"] == "okvqa-3999990" and "COCO_val2014_000000999999.jpg" in missing["reason"]
+    stats = json.loads((release / "stats.json").read_text())["dataset"]["categories"]
+    assert stats["world_knowledge"]["food"]["questions"] == 5
+    assert "## Statistics" in (release / "README.md").read_text()
+    hf = datasets.load_dataset(str(release), split="rationale")
+    assert hf.num_rows == 11 and hf[0]["json"]["choices"] is not None
+    sample = next(iter(dataengine.load(release, split="world_knowledge")))
+    assert sample["image.jpg"].shape == (240, 320, 3)
+
+
+def test_score_vqa(tmp_path, release):
+    predictions = tmp_path / "preds.jsonl"
+    rows = [
+        {"id": "okvqa-2971475", "prediction": "Two"},  # 5 of 10 annotators said 2: accuracy 1
+        {"id": "okvqa-2971505", "prediction": "x"},  # rejected question: not in the release, ignored
+        {"id": "okvqa-2971625", "prediction": "bus"},  # "bus" x2 ("the bus" keeps its article): (8 x 2/3 + 2 x 1/3) / 10
+        {"id": "aokvqa-22jbM6gDxdaMaunuzgrsBB01", "prediction": "eat", "choice": "to work"},
+        {"id": "infoseek-infoseek_val_00068862", "prediction": "about 250"},
+        {"id": "infoseek-infoseek_val_00068863", "prediction": "1889"},
+    ]
+    predictions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "scores.json"
+    result = CliRunner().invoke(cli, ["score-vqa", "--release", str(release), "--predictions", str(predictions), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text())
+    per = {row["perspective"]: row for row in scores["per_perspective"]}
+    assert per["commonsense"]["accuracy"] == pytest.approx((1.0 + 0.6) / 2)
+    assert per["rationale"]["mc_accuracy"] == 1.0 and per["rationale"]["accuracy"] == pytest.approx((7 * 1 + 3 * 1) / 10)
+    assert per["world_knowledge"]["accuracy"] == 1.0 and scores["infoseek_harmonic_mean"] == 1.0
+    assert scores["questions"] == 5
+
+
+def test_report_shows_categories_and_rejects(tmp_path, release):
+    import shutil
+
+    from dataengine.publish.report import write_report
+
+    copy = tmp_path / "r"
+    shutil.copytree(release, copy)
+    html = write_report(copy).read_text()
+    assert 'src="report/categories.png"' in html and 'src="report/rejects.png"' in html
+
+
+def test_malformed_infoseek_companion_lines_are_rejects(tmp_path, sources):
+    """A broken line of the qtype or the entity-category file is a reject naming its file and line."""
+    qtype = tmp_path / "qtype.jsonl"
+    qtype.write_text(sources.infoseek_qtype.read_text() + "{broken\n")
+    categories = tmp_path / "categories.jsonl"
+    categories.write_text("[1, 2]\n" + sources.infoseek_categories.read_text())
+    rows, rejects = (f.collect() for f in read_infoseek(sources.infoseek, qtype, categories, sources.oven_root))
+    reasons = dict(zip(rejects["key"], rejects["reason"]))
+    lines = len(sources.infoseek_qtype.read_text().splitlines())
+    assert reasons[f"qtype.jsonl:{lines + 1}"].startswith(f"line {lines + 1} is not valid JSON")
+    assert reasons["categories.jsonl:1"].startswith("line 1 is not valid JSON: not a JSON object")
+    assert rows.height == 18

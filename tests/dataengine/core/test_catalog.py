@@ -1,0 +1,125 @@
+import pytest
+
+from dataengine.core.catalog import CatalogError, apply_override, load_catalog, parse_size
+from tests.conftest import write_catalog
+
+
+def test_valid_catalog_resolves_defaults(tmp_path):
+    spec = load_catalog(write_catalog(tmp_path))
+    assert spec.builder == "scenes"
+    assert spec.params["hfov_deg"] == 70.0  # default filled from the builder's schema
+    assert spec.shards.max_samples == 4 and spec.shards.max_bytes == 64_000_000
+    assert len(spec.sha256) == 64
+
+
+def test_unknown_builder_suggests_the_closest(tmp_path):
+    with pytest.raises(CatalogError, match=r"builder: unknown builder 'scene'.*did you mean 'scenes'"):
+        load_catalog(write_catalog(tmp_path, builder="scene"))
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
+    with pytest.raises(CatalogError, match=r"params\.widht: unknown key \(did you mean 'width'\?\)"):
+        load_catalog(write_catalog(tmp_path, params={"widht": 100}))
+    with pytest.raises(CatalogError, match=r"shard: unknown key \(did you mean 'shards'\?\)"):
+        load_catalog(write_catalog(tmp_path, shard={"max_samples": 3}))
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    with pytest.raises(CatalogError, match=r"params\.width: 'wide' is not of type 'integer'"):
+        load_catalog(write_catalog(tmp_path, params={"width": "wide"}))
+    with pytest.raises(CatalogError, match=r"seed: .* is not of type 'integer'"):
+        load_catalog(write_catalog(tmp_path, seed="abc"))
+
+
+def test_missing_required_key(tmp_path):
+    path = write_catalog(tmp_path)
+    text = "\n".join(line for line in path.read_text().splitlines() if not line.startswith("seed"))
+    path.write_text(text)
+    with pytest.raises(CatalogError, match="'seed' is a required property"):
+        load_catalog(path)
+
+
+def test_missing_source_path_fails_before_work(tmp_path):
+    with pytest.raises(CatalogError, match=r"sources\.extra: path '.*nowhere' does not exist"):
+        load_catalog(write_catalog(tmp_path, sources={"extra": str(tmp_path / "nowhere")}))
+
+
+def test_env_expansion_in_sources(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("DATAENGINE_TEST_ROOT", str(tmp_path))
+    spec = load_catalog(write_catalog(tmp_path, sources={"root": "${DATAENGINE_TEST_ROOT}/data"}))
+    assert spec.sources["root"] == tmp_path / "data"
+    monkeypatch.delenv("DATAENGINE_TEST_ROOT")
+    with pytest.raises(CatalogError, match=r"sources\.root: environment variable \$\{DATAENGINE_TEST_ROOT\} is not set"):
+        load_catalog(write_catalog(tmp_path, sources={"root": "${DATAENGINE_TEST_ROOT}/data"}))
+
+
+def test_overrides_and_limit_change_the_spec_and_its_hash(tmp_path):
+    path = write_catalog(tmp_path)
+    base = load_catalog(path)
+    changed = load_catalog(path, overrides=["params.width=128", "splits.train.num_samples=3"], limit=2)
+    assert changed.params["width"] == 128 and isinstance(changed.params["width"], int)
+    assert changed.splits["train"]["num_samples"] == 3
+    assert changed.limit == 2 and changed.overrides == ("params.width=128", "splits.train.num_samples=3")
+    assert changed.sha256 != base.sha256
+    assert load_catalog(path).sha256 == base.sha256
+
+
+def test_override_errors():
+    with pytest.raises(CatalogError, match="expected dotted.key=value"):
+        apply_override({}, "params.width")
+    with pytest.raises(CatalogError, match="'name' holds str, not a mapping"):
+        apply_override({"name": "x"}, "name.first=1")
+
+
+def test_bad_yaml_and_non_mapping(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(CatalogError, match="not valid YAML"):
+        load_catalog(path)
+    path.write_text("- a\n- b\n")
+    with pytest.raises(CatalogError, match="a catalog is a YAML mapping"):
+        load_catalog(path)
+
+
+def test_yaml_is_safe_loaded(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(CatalogError, match="not valid YAML"):
+        load_catalog(path)
+
+
+@pytest.mark.parametrize("text,expected", [(4096, 4096), ("500MB", 500_000_000), ("1 GiB", 2**30), ("2.5GB", 2_500_000_000)])
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lots", "12", "1PB"])
+def test_parse_size_rejects(text):
+    with pytest.raises(CatalogError):
+        parse_size(text)
+
+
+def test_limit_must_be_positive(tmp_path):
+    with pytest.raises(CatalogError, match="--limit 0"):
+        load_catalog(write_catalog(tmp_path), limit=0)
+
+
+def test_shipped_catalogs_are_valid(tmp_path, monkeypatch, tiny_release):
+    """Every shipped catalog loads once its sources exist (generated here in the real layouts)."""
+    from builders.fixtures import write_kitti_tree, write_nyu_tree, write_ssr_sources, write_vqa_sources
+    from dataengine.core.resources import data_dir
+
+    kitti = write_kitti_tree(tmp_path / "kitti", frames_per_drive=1, drives=1, width=320, height=96)
+    write_nyu_tree(tmp_path / "nyu", frames=1, width=64, height=48)
+    vqa = write_vqa_sources(tmp_path / "vqa")
+    write_ssr_sources(tmp_path / "ssr")
+    variables = {
+        "KITTI_ROOT": kitti.root, "KITTI_SPLIT_FILE": kitti.split_file, "KITTI_GT_ROOT": kitti.gt_root, "NYU_ROOT": tmp_path / "nyu",
+        "SCENES_RELEASE": tiny_release, "VQA_ROOT": tmp_path / "vqa", "COCO_ROOT": vqa.coco_root, "OVEN_ROOT": vqa.oven_root,
+        "DEMO_VQA_ROOT": tmp_path / "vqa", "SSR_ROOT": tmp_path / "ssr", "DEMO_SSR_ROOT": tmp_path / "ssr",
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, str(value))
+    for path in sorted(data_dir("catalogs").glob("*.yaml")):
+        assert load_catalog(path).name == path.stem
