@@ -27,8 +27,12 @@ def spec_for(samples: int, width: int, height: int, per_shard: int):
     return load_catalog(
         resolve_catalog("scenes"),
         overrides=[
-            f"params.width={width}", f"params.height={height}", f"splits.train.num_samples={samples}",
-            "splits.validation.num_samples=0", "splits.test.num_samples=0", f"shards.max_samples={per_shard}",
+            f"params.width={width}",
+            f"params.height={height}",
+            f"splits.train.num_samples={samples}",
+            "splits.validation.num_samples=0",
+            "splits.test.num_samples=0",
+            f"shards.max_samples={per_shard}",
         ],
     )
 

@@ -59,10 +59,14 @@ def reference_run(tree, out: Path) -> float:
 
 def our_run(tree, out: Path, workers: int) -> float:
     document = {
-        "name": "kitti-c", "version": "bench", "builder": "kitti_c", "seed": 2023,
+        "name": "kitti-c",
+        "version": "bench",
+        "builder": "kitti_c",
+        "seed": 2023,
         "params": {"corruptions": "kitti-c", "severities": [1, 2, 3, 4, 5]},
         "sources": {"root": str(tree.root), "split_file": str(tree.split_file), "gt_root": str(tree.gt_root)},
-        "splits": {"test": {}}, "shards": {"max_samples": 700},
+        "splits": {"test": {}},
+        "shards": {"max_samples": 700},
     }
     path = out / "kitti-c.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,9 @@ def plain_webdataset(release: Path):
             "json": sample["json"],
         }
 
-    return wds.WebDataset(urls, shardshuffle=False, empty_check=False, nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker).map(decode)
+    return wds.WebDataset(
+        urls, shardshuffle=False, empty_check=False, nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker
+    ).map(decode)
 
 
 def hf_streaming(release: Path):
@@ -67,7 +69,15 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-loader-", dir=".")).resolve()
     try:
-        spec = load_catalog(resolve_catalog("scenes"), overrides=[f"splits.train.num_samples={args.samples}", "splits.validation.num_samples=0", "splits.test.num_samples=0", "shards.max_samples=50"])
+        spec = load_catalog(
+            resolve_catalog("scenes"),
+            overrides=[
+                f"splits.train.num_samples={args.samples}",
+                "splits.validation.num_samples=0",
+                "splits.test.num_samples=0",
+                "shards.max_samples=50",
+            ],
+        )
         build(spec, work / "release", progress=False, echo=lambda m: None)
         release = work / "release"
         print(f"{args.samples} scenes at 640x480 (rgb, depth, mask, json), {args.samples // 50} shards; samples/s, decoding included")
@@ -75,7 +85,9 @@ def main() -> None:
             ours = rate(ReleaseDataset(release, "train"), workers, args.samples)
             plain = rate(plain_webdataset(release), workers, args.samples)
             hf = rate(hf_streaming(release), workers, args.samples)
-            print(f"  {workers} workers: dataengine {ours:7.1f}   webdataset {plain:7.1f}   datasets streaming {hf:7.1f}   ours/webdataset {ours / plain:.2f}x")
+            print(
+                f"  {workers} workers: dataengine {ours:7.1f}   webdataset {plain:7.1f}   datasets streaming {hf:7.1f}   ours/webdataset {ours / plain:.2f}x"
+            )
     finally:
         shutil.rmtree(work)
 

@@ -27,9 +27,18 @@ from dataengine.metrics.depth import compute_errors
 
 
 def scenes_build(scenes: int, depth_source: str, workers: int, out: Path) -> tuple[float, int, dict]:
-    spec = load_catalog(resolve_catalog("ssr-cot-scenes"), overrides=[
-        "params.width=320", "params.height=240", f"params.depth_source={depth_source}", "params.tolerance=0.1",
-        f"splits.train.num_samples={scenes}", "splits.validation.num_samples=0", "shards.max_samples=8"])
+    spec = load_catalog(
+        resolve_catalog("ssr-cot-scenes"),
+        overrides=[
+            "params.width=320",
+            "params.height=240",
+            f"params.depth_source={depth_source}",
+            "params.tolerance=0.1",
+            f"splits.train.num_samples={scenes}",
+            "splits.validation.num_samples=0",
+            "shards.max_samples=8",
+        ],
+    )
     started = time.perf_counter()
     result = build(spec, out, workers=workers, progress=False, force=True)
     seconds = time.perf_counter() - started
@@ -58,7 +67,12 @@ def stereo_errors() -> dict[str, dict[str, float]]:
     for name, (depth, seconds) in out.items():
         valid = (gt > 0) & (depth > 0)
         errors = compute_errors(gt[valid], depth[valid])
-        report[name] = {"abs_rel": round(float(errors["abs_rel"]), 4), "a1": round(float(errors["a1"]), 4), "coverage": round(float(valid.mean() / (gt > 0).mean()), 3), "seconds": round(seconds, 3)}
+        report[name] = {
+            "abs_rel": round(float(errors["abs_rel"]), 4),
+            "a1": round(float(errors["a1"]), 4),
+            "coverage": round(float(valid.mean() / (gt > 0).mean()), 3),
+            "seconds": round(seconds, 3),
+        }
     return report
 
 
@@ -84,15 +98,19 @@ def main() -> None:
                 seconds, records, agreement = scenes_build(args.scenes, source, workers, tmp / f"r-{workers}-{label.replace(':', '_')}")
                 rates[(label, workers)] = records / seconds
                 print(f"  {label:>16}  workers={workers}  {records} records in {seconds:6.1f} s = {records / seconds:6.2f} records/s")
-            print(f"  {label:>16}  2 vs 1 workers: {rates[(label, 2)] / rates[(label, 1)]:.2f}x; agreement with truth (tolerance 10% on sizes): "
-                  + ", ".join(f"{k} {v:.1%}" for k, v in sorted(agreement.items())))
+            print(
+                f"  {label:>16}  2 vs 1 workers: {rates[(label, 2)] / rates[(label, 1)]:.2f}x; agreement with truth (tolerance 10% on sizes): "
+                + ", ".join(f"{k} {v:.1%}" for k, v in sorted(agreement.items()))
+            )
         print(f"  gt vs learned depth on 1 worker: {rates[('gt', 1)] / rates[(f'model:{args.backbone}', 1)]:.2f}x")
     print("stereo on Middlebury Motorcycle (quarter size) against its ground truth:")
     report = stereo_errors()
     for name, row in report.items():
         print(f"  {name:>16}  abs_rel {row['abs_rel']:.4f}  a1 {row['a1']:.4f}  coverage {row['coverage']:.1%}  {row['seconds']:.3f} s")
     ours, theirs = report["sgbm (ours)"], report["opencv StereoBM"]
-    print(f"  abs_rel ratio StereoBM / ours: {theirs['abs_rel'] / ours['abs_rel']:.2f}x; time ratio ours / StereoBM: {ours['seconds'] / theirs['seconds']:.2f}x")
+    print(
+        f"  abs_rel ratio StereoBM / ours: {theirs['abs_rel'] / ours['abs_rel']:.2f}x; time ratio ours / StereoBM: {ours['seconds'] / theirs['seconds']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

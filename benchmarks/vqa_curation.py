@@ -19,11 +19,44 @@ import time
 import numpy as np
 import polars as pl
 
-CATEGORIES = ["Vehicles and Transportation", "Brands, Companies and Products", "Objects, Material and Clothing",
-              "Sports and Recreation", "Cooking and Food", "Geography, History, Language and Culture",
-              "People and Everyday life", "Plants and Animals", "Science and Technology", "Weather and Climate", "Other"]
-WORDS = ["dog", "cat", "the bus", "Two", "2", "red", "a tree", "yes", "no", "pizza", "3,000", "U.S.A.", "don't know",
-         "tennis", "surfing", "Nike", "apple", "a red-hat", "water", "ten", "baseball bat", "(none)", "e.g. wood"]
+CATEGORIES = [
+    "Vehicles and Transportation",
+    "Brands, Companies and Products",
+    "Objects, Material and Clothing",
+    "Sports and Recreation",
+    "Cooking and Food",
+    "Geography, History, Language and Culture",
+    "People and Everyday life",
+    "Plants and Animals",
+    "Science and Technology",
+    "Weather and Climate",
+    "Other",
+]
+WORDS = [
+    "dog",
+    "cat",
+    "the bus",
+    "Two",
+    "2",
+    "red",
+    "a tree",
+    "yes",
+    "no",
+    "pizza",
+    "3,000",
+    "U.S.A.",
+    "don't know",
+    "tennis",
+    "surfing",
+    "Nike",
+    "apple",
+    "a red-hat",
+    "water",
+    "ten",
+    "baseball bat",
+    "(none)",
+    "e.g. wood",
+]
 
 
 def generate(n: int, seed: int = 0) -> pl.DataFrame:
@@ -40,17 +73,19 @@ def generate(n: int, seed: int = 0) -> pl.DataFrame:
     images[duplicate] = images[np.roll(np.arange(n), 1)][duplicate]
     sources = rng.choice(["okvqa", "aokvqa", "infoseek"], size=n, p=[0.5, 0.2, 0.3])
     words = np.array(WORDS, dtype=object)
-    return pl.DataFrame({
-        "id": [f"q{i}" for i in range(n)],
-        "source": sources,
-        "perspective": np.select([sources == "okvqa", sources == "aokvqa"], ["commonsense", "rationale"], "world_knowledge"),
-        "category": np.array(CATEGORIES, dtype=object)[categories],
-        "question": [f"What is shown in picture {q}?" for q in questions],
-        "answers": words[answers].tolist(),
-        "image_id": [f"coco:{i}" for i in images],
-        "source_split": np.where(sources == "infoseek", "val_unseen_question", "val"),
-        "rationales": [["r"] if s == "aokvqa" else None for s in sources],
-    })
+    return pl.DataFrame(
+        {
+            "id": [f"q{i}" for i in range(n)],
+            "source": sources,
+            "perspective": np.select([sources == "okvqa", sources == "aokvqa"], ["commonsense", "rationale"], "world_knowledge"),
+            "category": np.array(CATEGORIES, dtype=object)[categories],
+            "question": [f"What is shown in picture {q}?" for q in questions],
+            "answers": words[answers].tolist(),
+            "image_id": [f"coco:{i}" for i in images],
+            "source_split": np.where(sources == "infoseek", "val_unseen_question", "val"),
+            "rationales": [["r"] if s == "aokvqa" else None for s in sources],
+        }
+    )
 
 
 def run_polars(table: pl.DataFrame) -> int:
@@ -58,9 +93,13 @@ def run_polars(table: pl.DataFrame) -> int:
 
     caps = {"commonsense": 150, "world_knowledge": 150, "rationale": 150}
     rows = table.lazy().with_columns(
-        pl.lit(None, pl.List(pl.String)).alias("choices"), pl.lit(None, pl.Int64).alias("correct_choice_idx"),
-        pl.lit(None, pl.List(pl.String)).alias("answer_aliases"), pl.lit(None, pl.List(pl.Float64)).alias("answer_range"),
-        pl.lit(None, pl.String).alias("question_type"), pl.lit(None, pl.String).alias("entity_id"), pl.lit("").alias("image_path"),
+        pl.lit(None, pl.List(pl.String)).alias("choices"),
+        pl.lit(None, pl.Int64).alias("correct_choice_idx"),
+        pl.lit(None, pl.List(pl.String)).alias("answer_aliases"),
+        pl.lit(None, pl.List(pl.Float64)).alias("answer_range"),
+        pl.lit(None, pl.String).alias("question_type"),
+        pl.lit(None, pl.String).alias("entity_id"),
+        pl.lit("").alias("image_path"),
     )
     kept, removed = curate(rows, 7, caps)
     kept, removed = pl.collect_all([kept, removed])
@@ -106,8 +145,12 @@ def main() -> None:
         return
     results = {}
     for kind in ("polars", "pandas"):
-        output = subprocess.run([sys.executable, "-m", "benchmarks.vqa_curation", "--child", kind, "--questions", str(args.questions)],
-                                check=True, capture_output=True, text=True).stdout
+        output = subprocess.run(
+            [sys.executable, "-m", "benchmarks.vqa_curation", "--child", kind, "--questions", str(args.questions)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         results[kind] = json.loads(output.strip().splitlines()[-1])
     print(f"{args.questions} questions, 10 answers each (peak RSS includes generating the table)")
     for kind, r in results.items():

@@ -40,7 +40,15 @@ def _scene(camera: Camera, hfov: float, seed: int, key: str, depth_range: tuple[
     return render(camera, shapes, sample_light(sample_rng(seed, key, "light")))
 
 
-def write_kitti_tree(root: str | Path, frames_per_drive: int = 3, drives: int = 2, width: int = 1242, height: int = 375, seed: int = 0, lidar_fraction: float = 0.06) -> KittiTree:
+def write_kitti_tree(
+    root: str | Path,
+    frames_per_drive: int = 3,
+    drives: int = 2,
+    width: int = 1242,
+    height: int = 375,
+    seed: int = 0,
+    lidar_fraction: float = 0.06,
+) -> KittiTree:
     """Render a small KITTI raw tree with an Eigen-style split file and ground truth."""
     root = Path(root)
     hfov = math.degrees(2 * math.atan(width / 2 / (KITTI_FX * width / 1242)))
@@ -85,10 +93,17 @@ def write_nyu_tree(root: str | Path, frames: int = 4, seed: int = 0, width: int 
 
 
 OKVQA_CATEGORIES = {
-    "one": "Vehicles and Transportation", "two": "Brands, Companies and Products", "three": "Objects, Material and Clothing",
-    "four": "Sports and Recreation", "five": "Cooking and Food", "six": "Geography, History, Language and Culture",
-    "seven": "People and Everyday life", "eight": "Plants and Animals", "nine": "Science and Technology",
-    "ten": "Weather and Climate", "other": "Other",
+    "one": "Vehicles and Transportation",
+    "two": "Brands, Companies and Products",
+    "three": "Objects, Material and Clothing",
+    "four": "Sports and Recreation",
+    "five": "Cooking and Food",
+    "six": "Geography, History, Language and Culture",
+    "seven": "People and Everyday life",
+    "eight": "Plants and Animals",
+    "nine": "Science and Technology",
+    "ten": "Weather and Climate",
+    "other": "Other",
 }
 
 
@@ -141,35 +156,75 @@ def write_vqa_sources(root: str | Path) -> VqaSources:
         question_id = 2971475 + n * 10
         image_id = coco_ids[n % len(coco_ids)]
         code = codes[n % len(codes)]
-        raw = ["Two", "2", "two", "2", "bus", "bus", "2", "2", "the bus", "2"] if n % 3 == 0 else [f"answer {n % 4}", f"answer {n % 4}", "dog", "dog", "a Dog", "a dog", "dogs", "dog", "cat", "cat"]
+        raw = (
+            ["Two", "2", "two", "2", "bus", "bus", "2", "2", "the bus", "2"]
+            if n % 3 == 0
+            else [f"answer {n % 4}", f"answer {n % 4}", "dog", "dog", "a Dog", "a dog", "dogs", "dog", "cat", "cat"]
+        )
         questions.append({"image_id": image_id, "question": f"What kind of thing number {n} is shown here?", "question_id": question_id})
         answers = [{"answer_id": i + 1, "raw_answer": a, "answer_confidence": "yes", "answer": a.lower()} for i, a in enumerate(raw)]
-        annotations.append({"image_id": image_id, "question_id": question_id, "question_type": code, "answer_type": "other", "confidence": 3, "answers": answers})
+        annotations.append(
+            {
+                "image_id": image_id,
+                "question_id": question_id,
+                "question_type": code,
+                "answer_type": "other",
+                "confidence": 3,
+                "answers": answers,
+            }
+        )
     annotations[3]["answers"] = annotations[3]["answers"][:9]
     annotations[4]["question_type"] = "eleven"
     annotations.pop(5)  # question 5 keeps no annotation
     questions.append({"image_id": 999999, "question": "What is missing from this picture?", "question_id": 3999990})
     answers = [{"answer_id": i + 1, "raw_answer": "nothing", "answer_confidence": "yes", "answer": "nothing"} for i in range(10)]
-    annotations.append({"image_id": 999999, "question_id": 3999990, "question_type": "other", "answer_type": "other", "confidence": 3, "answers": answers})
+    annotations.append(
+        {"image_id": 999999, "question_id": 3999990, "question_type": "other", "answer_type": "other", "confidence": 3, "answers": answers}
+    )
     questions.append({"image_id": 785, "question": "Which space agency built this rocket?", "question_id": 3999991})
     answers = [{"answer_id": i + 1, "raw_answer": "nasa", "answer_confidence": "yes", "answer": "nasa"} for i in range(10)]
-    annotations.append({"image_id": 785, "question_id": 3999991, "question_type": "nine", "answer_type": "other", "confidence": 3, "answers": answers})
+    annotations.append(
+        {"image_id": 785, "question_id": 3999991, "question_type": "nine", "answer_type": "other", "confidence": 3, "answers": answers}
+    )
     okvqa_q = root / "OpenEnded_mscoco_val2014_questions.json"
     okvqa_a = root / "mscoco_val2014_annotations.json"
-    okvqa_q.write_text(json.dumps({"info": {}, "task_type": "Open-Ended", "data_type": "mscoco", "license": {}, "data_subtype": "val2014", "questions": questions}))
-    okvqa_a.write_text(json.dumps({"info": {}, "license": {}, "data_subtype": "val2014", "question_types": OKVQA_CATEGORIES, "annotations": annotations}))
+    okvqa_q.write_text(
+        json.dumps(
+            {"info": {}, "task_type": "Open-Ended", "data_type": "mscoco", "license": {}, "data_subtype": "val2014", "questions": questions}
+        )
+    )
+    okvqa_a.write_text(
+        json.dumps({"info": {}, "license": {}, "data_subtype": "val2014", "question_types": OKVQA_CATEGORIES, "annotations": annotations})
+    )
 
     aokvqa = []
     for n, image_id in enumerate([872, 885, 1000, 1268, 872, 885, 1000, 1268, 872, 885, 1000, 1268]):
-        aokvqa.append({
-            "split": "val", "image_id": image_id, "question_id": f"22jbM6gDxdaMaunuzgrsBB{n:02d}",
-            "question": f"Why might someone be here, reason {n}?", "choices": ["to eat", "to work", "to sleep", "to play"],
-            "correct_choice_idx": n % 4, "direct_answers": ["eat"] * 4 + ["work"] * 3 + ["food", "lunch", "eating"],
-            "difficult_direct_answer": False, "rationales": ["A reason.", "Another reason.", "A third reason."],
-        })
-    aokvqa.append({"split": "val", "image_id": 785, "question_id": "dupOfOkvqa0000000000001", "question": "Which space agency built this rocket",
-                   "choices": ["nasa", "esa", "jaxa", "isro"], "correct_choice_idx": 0, "direct_answers": ["nasa"] * 10,
-                   "difficult_direct_answer": False, "rationales": ["It says NASA.", "US flag.", "Shuttle."]})
+        aokvqa.append(
+            {
+                "split": "val",
+                "image_id": image_id,
+                "question_id": f"22jbM6gDxdaMaunuzgrsBB{n:02d}",
+                "question": f"Why might someone be here, reason {n}?",
+                "choices": ["to eat", "to work", "to sleep", "to play"],
+                "correct_choice_idx": n % 4,
+                "direct_answers": ["eat"] * 4 + ["work"] * 3 + ["food", "lunch", "eating"],
+                "difficult_direct_answer": False,
+                "rationales": ["A reason.", "Another reason.", "A third reason."],
+            }
+        )
+    aokvqa.append(
+        {
+            "split": "val",
+            "image_id": 785,
+            "question_id": "dupOfOkvqa0000000000001",
+            "question": "Which space agency built this rocket",
+            "choices": ["nasa", "esa", "jaxa", "isro"],
+            "correct_choice_idx": 0,
+            "direct_answers": ["nasa"] * 10,
+            "difficult_direct_answer": False,
+            "rationales": ["It says NASA.", "US flag.", "Shuttle."],
+        }
+    )
     aokvqa[2]["choices"] = aokvqa[2]["choices"][:3]
     aokvqa[3]["correct_choice_idx"] = 5
     aokvqa_path = root / "aokvqa_v1p0_val.json"
@@ -185,8 +240,19 @@ def write_vqa_sources(root: str | Path) -> VqaSources:
             answer, answer_eval, qtype = ["1889"], ["1888", "1889", "1890"], "Time"
         else:
             answer, answer_eval, qtype = ["Eiffel Tower"], ["Eiffel Tower", "Tour Eiffel"], "String"
-        lines.append(json.dumps({"data_id": data_id, "image_id": oven_ids[n % 4], "question": f"What is fact {n} about this entity?",
-                                 "answer": answer, "answer_eval": answer_eval, "data_split": split, "entity_id": f"Q{243 + n % 4}"}))
+        lines.append(
+            json.dumps(
+                {
+                    "data_id": data_id,
+                    "image_id": oven_ids[n % 4],
+                    "question": f"What is fact {n} about this entity?",
+                    "answer": answer,
+                    "answer_eval": answer_eval,
+                    "data_split": split,
+                    "entity_id": f"Q{243 + n % 4}",
+                }
+            )
+        )
         qtypes.append(json.dumps({"data_id": data_id, "question_type": qtype}))
     lines[7] = lines[7][:-5]  # truncated JSON
     broken = json.loads(lines[8])
@@ -197,7 +263,10 @@ def write_vqa_sources(root: str | Path) -> VqaSources:
     qtype_path = root / "infoseek_val_qtype.jsonl"
     qtype_path.write_text("\n".join(qtypes) + "\n")
     categories = root / "infoseek_entity_categories.jsonl"
-    categories.write_text("\n".join(json.dumps({"entity_id": f"Q{243 + k}", "category": c}) for k, c in enumerate(["building", "animal", "food", "vehicle"])) + "\n")
+    categories.write_text(
+        "\n".join(json.dumps({"entity_id": f"Q{243 + k}", "category": c}) for k, c in enumerate(["building", "animal", "food", "vehicle"]))
+        + "\n"
+    )
     return VqaSources(coco, oven, okvqa_q, okvqa_a, aokvqa_path, infoseek, qtype_path, categories)
 
 
@@ -242,35 +311,82 @@ def write_ssr_sources(root: str | Path) -> Path:
     viscot_prompt = " Please provide the bounding box coordinate of the region that can help you answer the question better."
 
     def viscot(qid: str, image: str, question: str, box: list[float], answer: str) -> dict:
-        return {"question_id": qid, "image": [image], "dataset": "skimage", "conversations": [
-            {"from": "human", "value": f"<image>\n{question}{viscot_prompt}"}, {"from": "gpt", "value": json.dumps(box)},
-            {"from": "human", "value": "<image>"}, {"from": "gpt", "value": answer}]}
+        return {
+            "question_id": qid,
+            "image": [image],
+            "dataset": "skimage",
+            "conversations": [
+                {"from": "human", "value": f"<image>\n{question}{viscot_prompt}"},
+                {"from": "gpt", "value": json.dumps(box)},
+                {"from": "human", "value": "<image>"},
+                {"from": "gpt", "value": answer},
+            ],
+        }
 
-    (root / "viscot.json").write_text(json.dumps([
-        viscot("coffee-1", "photos/coffee.jpg", "What is in the cup?", [0.283, 0.05, 0.7, 0.725], "Espresso."),
-        viscot("chelsea-1", "photos/chelsea.jpg", "What animal is this?", [0.244, 0.1, 0.732, 0.967], "A cat."),
-        viscot("moto-1", "middlebury/motorcycle/im0.png", "What brand is the motorcycle?", [0.4, 0.3, 0.65, 0.5], "Yamaha."),
-        viscot("missing-1", "photos/missing.jpg", "What is this?", [0.1, 0.1, 0.5, 0.5], "Nothing."),
-        viscot("outside-1", "photos/astronaut.jpg", "Who is this?", [0.5, 0.5, 1.4, 0.9], "An astronaut."),
-        {"question_id": "broken-1", "image": ["photos/coffee.jpg"], "conversations": [{"from": "human", "value": "What?"}, {"from": "gpt", "value": "A cup."}]},
-    ], indent=1))
-    (root / "vocot.json").write_text(json.dumps([
-        {"id": "moto-wheels", "image": "middlebury/motorcycle/im0.png", "conversations": [
-            {"from": "human", "value": "<image>\nWhich wheel of the motorcycle is closer to the camera?"},
-            {"from": "gpt", "value": "The motorcycle has the front wheel [0.688, 0.58, 0.925, 0.9] and the rear wheel [0.162, 0.47, 0.385, 0.81]. "
-                                     "The headlight [0.682, 0.24, 0.762, 0.38] sits above the front wheel. Answer: The front wheel."}]},
-        {"id": "moto-tank", "image": "middlebury/motorcycle/im0.png", "conversations": [
-            {"from": "human", "value": "<image>\nIs the seat to the left of the fuel tank?"},
-            {"from": "gpt", "value": "The seat [0.2, 0.32, 0.48, 0.5] is behind the fuel tank [0.44, 0.32, 0.65, 0.48]."}], "answer": "Yes."},
-    ], indent=1))
+    (root / "viscot.json").write_text(
+        json.dumps(
+            [
+                viscot("coffee-1", "photos/coffee.jpg", "What is in the cup?", [0.283, 0.05, 0.7, 0.725], "Espresso."),
+                viscot("chelsea-1", "photos/chelsea.jpg", "What animal is this?", [0.244, 0.1, 0.732, 0.967], "A cat."),
+                viscot("moto-1", "middlebury/motorcycle/im0.png", "What brand is the motorcycle?", [0.4, 0.3, 0.65, 0.5], "Yamaha."),
+                viscot("missing-1", "photos/missing.jpg", "What is this?", [0.1, 0.1, 0.5, 0.5], "Nothing."),
+                viscot("outside-1", "photos/astronaut.jpg", "Who is this?", [0.5, 0.5, 1.4, 0.9], "An astronaut."),
+                {
+                    "question_id": "broken-1",
+                    "image": ["photos/coffee.jpg"],
+                    "conversations": [{"from": "human", "value": "What?"}, {"from": "gpt", "value": "A cup."}],
+                },
+            ],
+            indent=1,
+        )
+    )
+    (root / "vocot.json").write_text(
+        json.dumps(
+            [
+                {
+                    "id": "moto-wheels",
+                    "image": "middlebury/motorcycle/im0.png",
+                    "conversations": [
+                        {"from": "human", "value": "<image>\nWhich wheel of the motorcycle is closer to the camera?"},
+                        {
+                            "from": "gpt",
+                            "value": "The motorcycle has the front wheel [0.688, 0.58, 0.925, 0.9] and the rear wheel [0.162, 0.47, 0.385, 0.81]. "
+                            "The headlight [0.682, 0.24, 0.762, 0.38] sits above the front wheel. Answer: The front wheel.",
+                        },
+                    ],
+                },
+                {
+                    "id": "moto-tank",
+                    "image": "middlebury/motorcycle/im0.png",
+                    "conversations": [
+                        {"from": "human", "value": "<image>\nIs the seat to the left of the fuel tank?"},
+                        {"from": "gpt", "value": "The seat [0.2, 0.32, 0.48, 0.5] is behind the fuel tank [0.44, 0.32, 0.65, 0.48]."},
+                    ],
+                    "answer": "Yes.",
+                },
+            ],
+            indent=1,
+        )
+    )
     lines = [
-        {"id": "llava-moto", "image": "middlebury/motorcycle/im0.png", "conversations": [
-            {"from": "human", "value": "<image>\nHow far is the engine from the front wheel?"},
-            {"from": "gpt", "value": "<SUMMARY>I will locate the engine and the front wheel and compare them.</SUMMARY>\n\n<CAPTION>A red Yamaha motorcycle in a garage.</CAPTION>\n\n"
-                                     "<REASONING>The engine is in the middle of the frame, the front wheel at the right.</REASONING>\n\n<CONCLUSION>They are close to each other.</CONCLUSION>"}],
-         "objects": [{"name": "engine", "box": [330, 240, 480, 370]}, {"name": "front wheel", "box": [510, 290, 685, 450]}]},
-        {"id": "llava-noconclusion", "image": "photos/coffee.jpg", "conversations": [
-            {"from": "human", "value": "What is this?"}, {"from": "gpt", "value": "<REASONING>A cup.</REASONING>"}]},
+        {
+            "id": "llava-moto",
+            "image": "middlebury/motorcycle/im0.png",
+            "conversations": [
+                {"from": "human", "value": "<image>\nHow far is the engine from the front wheel?"},
+                {
+                    "from": "gpt",
+                    "value": "<SUMMARY>I will locate the engine and the front wheel and compare them.</SUMMARY>\n\n<CAPTION>A red Yamaha motorcycle in a garage.</CAPTION>\n\n"
+                    "<REASONING>The engine is in the middle of the frame, the front wheel at the right.</REASONING>\n\n<CONCLUSION>They are close to each other.</CONCLUSION>",
+                },
+            ],
+            "objects": [{"name": "engine", "box": [330, 240, 480, 370]}, {"name": "front wheel", "box": [510, 290, 685, 450]}],
+        },
+        {
+            "id": "llava-noconclusion",
+            "image": "photos/coffee.jpg",
+            "conversations": [{"from": "human", "value": "What is this?"}, {"from": "gpt", "value": "<REASONING>A cup.</REASONING>"}],
+        },
     ]
     (root / "llava_cot.jsonl").write_text("\n".join(json.dumps(line) for line in lines[:1]) + "\n{not json\n" + json.dumps(lines[1]) + "\n")
     return root

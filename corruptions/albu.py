@@ -43,7 +43,9 @@ class Corruption(A.ImageOnlyTransform):
 class RandomCorruption(A.ImageOnlyTransform):
     """A corruption drawn from `names` (a list or a set name such as "kitti-c") at a severity in `severities`."""
 
-    def __init__(self, names: str | Sequence[str] = "kitti-c", severities: tuple[int, int] = (1, 5), seed: int | None = None, p: float = 1.0):
+    def __init__(
+        self, names: str | Sequence[str] = "kitti-c", severities: tuple[int, int] = (1, 5), seed: int | None = None, p: float = 1.0
+    ):
         super().__init__(p=p)
         self.names = tuple(set_names(names) if isinstance(names, str) else [get(n).name for n in names])
         if not self.names:

@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 
 
-def gaussian(image: np.ndarray, sigma: float | tuple[float, float], truncate: float = 4.0, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+def gaussian(
+    image: np.ndarray, sigma: float | tuple[float, float], truncate: float = 4.0, border: int = cv2.BORDER_REPLICATE
+) -> np.ndarray:
     """Gaussian smoothing over the first two axes; `sigma` is one value or (sigma_rows, sigma_cols)."""
     sigma_y, sigma_x = (sigma, sigma) if np.isscalar(sigma) else sigma
     size_x = 2 * int(truncate * sigma_x + 0.5) + 1
@@ -43,7 +45,7 @@ def clipped_zoom(image: np.ndarray, factor: float) -> np.ndarray:
 def motion_kernel(radius: int, sigma: float, angle_deg: float, shape: tuple[int, int]) -> np.ndarray:
     """The correlation kernel equal to the reference's weighted sum of shifted copies."""
     width = 2 * radius + 1
-    taps = np.exp(-np.arange(width) ** 2 / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)
+    taps = np.exp(-(np.arange(width) ** 2) / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)
     taps /= taps.sum()
     point = (width * math.sin(math.radians(angle_deg)), width * math.cos(math.radians(angle_deg)))
     hypot = math.hypot(*point)

@@ -31,7 +31,9 @@ class Corruption:
 REGISTRY: dict[str, Corruption] = {}
 
 
-def register(name: str, group: str, params: Sequence[Any], category: str | None = None, stochastic: bool = True) -> Callable[[CorruptionFn], CorruptionFn]:
+def register(
+    name: str, group: str, params: Sequence[Any], category: str | None = None, stochastic: bool = True
+) -> Callable[[CorruptionFn], CorruptionFn]:
     """Decorator adding a corruption function to the registry."""
 
     def decorate(fn: CorruptionFn) -> CorruptionFn:
@@ -44,14 +46,42 @@ def register(name: str, group: str, params: Sequence[Any], category: str | None 
 
 
 KITTI_C = (
-    "brightness", "dark", "fog", "frost", "snow", "contrast",
-    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "elastic_transform", "color_quant",
-    "gaussian_noise", "impulse_noise", "shot_noise", "iso_noise", "pixelate", "jpeg_compression",
+    "brightness",
+    "dark",
+    "fog",
+    "frost",
+    "snow",
+    "contrast",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "elastic_transform",
+    "color_quant",
+    "gaussian_noise",
+    "impulse_noise",
+    "shot_noise",
+    "iso_noise",
+    "pixelate",
+    "jpeg_compression",
 )
 NYU_C = tuple(name for name in KITTI_C if name not in ("fog", "frost", "snow"))
 IMAGENET_C_COMMON = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
 )
 IMAGENET_C_EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 SETS = {

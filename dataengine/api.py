@@ -27,6 +27,7 @@ def build(
     overrides: Iterable[str] = (),
     force: bool = False,
     retries: int = 2,
+    errors: str = "skip",
     progress: bool = True,
     processes: bool = True,
     echo: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
@@ -35,7 +36,8 @@ def build(
     (default `releases/<name>`); an interrupted build of the same catalog resumes.
 
     `workers`: local Dask worker processes (default: the cores; 0 runs in this process), or
-    `scheduler`: the address of an existing Dask cluster.
+    `scheduler`: the address of an existing Dask cluster. `errors="raise"` stops at the first bad
+    item with its traceback instead of recording it in rejects.jsonl.
     """
     if isinstance(catalog, BuildSpec):
         if limit is not None or tuple(overrides):
@@ -44,5 +46,16 @@ def build(
     else:
         spec = load_catalog(resolve_catalog(catalog), overrides=overrides, limit=limit)
     target = Path(out) if out is not None else Path("releases") / spec.name
-    return run_build(spec, target, workers=workers, scheduler=scheduler, force=force, retries=retries, progress=progress,
-                     processes=processes, echo=echo, side_files=(write_card,))
+    return run_build(
+        spec,
+        target,
+        workers=workers,
+        scheduler=scheduler,
+        force=force,
+        retries=retries,
+        errors=errors,
+        progress=progress,
+        processes=processes,
+        echo=echo,
+        side_files=(write_card,),
+    )

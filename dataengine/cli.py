@@ -26,13 +26,25 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _run_build(catalog: str, out: str | None, workers: int | None, scheduler: str | None, limit: int | None,
-               overrides: tuple[str, ...], force: bool, progress: bool, retries: int = 2) -> Path:
+def _run_build(
+    catalog: str,
+    out: str | None,
+    workers: int | None,
+    scheduler: str | None,
+    limit: int | None,
+    overrides: tuple[str, ...],
+    force: bool,
+    progress: bool,
+    retries: int = 2,
+    errors: str = "skip",
+) -> Path:
     from dataengine.api import build
     from dataengine.run.build import BuildError
 
     if workers is not None and workers < 0:
-        raise CommandError(f"--workers {workers}: give 0 (run in this process) or more (default: {os.cpu_count()} = the cores of this machine)")
+        raise CommandError(
+            f"--workers {workers}: give 0 (run in this process) or more (default: {os.cpu_count()} = the cores of this machine)"
+        )
     if retries < 0:
         raise CommandError(f"--retries {retries}: give 0 or more")
     if workers is not None and scheduler:
@@ -44,7 +56,7 @@ def _run_build(catalog: str, out: str | None, workers: int | None, scheduler: st
     out_path = Path(out or Path("releases") / spec.name)
     click.echo(f"building {spec.name} {spec.version} ({spec.builder}) into {out_path}", err=True)
     try:
-        result = build(spec, out_path, workers=workers, scheduler=scheduler, force=force, progress=progress, retries=retries)
+        result = build(spec, out_path, workers=workers, scheduler=scheduler, force=force, progress=progress, retries=retries, errors=errors)
     except BuildError as exc:
         raise CommandError(str(exc)) from None
     except KeyboardInterrupt:
@@ -67,18 +79,37 @@ def _run_build(catalog: str, out: str | None, workers: int | None, scheduler: st
 @click.option("--workers", "-w", type=int, help="Local Dask worker processes (default: number of cores; 0: this process, no Dask).")
 @click.option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://host:8786 (workers must see --out).")
 @click.option("--limit", type=int, help="Keep only the first N planned samples of each split (a quick trial).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a catalog value, e.g. --set params.width=640 (repeatable).")
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a catalog value, e.g. --set params.width=640 (repeatable)."
+)
 @click.option("--force", is_flag=True, help="Replace a different release already in --out.")
 @click.option("--retries", type=int, default=2, show_default=True, help="Times Dask retries a failing partition before reporting it.")
+@click.option(
+    "--errors",
+    type=click.Choice(["skip", "raise"]),
+    default="skip",
+    show_default=True,
+    help="skip: a bad item becomes a line in rejects.jsonl; raise: it fails its partition with the traceback (debugging).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (for logs).")
-def build(catalog: str, out: str | None, workers: int | None, scheduler: str | None, limit: int | None,
-          overrides: tuple[str, ...], force: bool, retries: int, no_progress: bool) -> None:
+def build(
+    catalog: str,
+    out: str | None,
+    workers: int | None,
+    scheduler: str | None,
+    limit: int | None,
+    overrides: tuple[str, ...],
+    force: bool,
+    retries: int,
+    errors: str,
+    no_progress: bool,
+) -> None:
     """Build CATALOG (a YAML path or a shipped catalog name) into a release.
 
     Rerunning an interrupted build resumes it: finished partitions are kept, the rest are redone,
     and the result is byte-identical to an uninterrupted build.
     """
-    _run_build(catalog, out, workers, scheduler, limit, overrides, force, not no_progress, retries)
+    _run_build(catalog, out, workers, scheduler, limit, overrides, force, not no_progress, retries, errors)
 
 
 @cli.command()
@@ -111,6 +142,7 @@ def demo(out: str, workers: int | None, force: bool) -> None:
 @click.option("--no-decode", is_flag=True, help="Skip decoding every image (hashes, counts, keys and schema only).")
 def verify(release: str, no_decode: bool) -> None:
     """Re-hash, re-count and decode every shard of RELEASE; exit 1 naming each problem."""
+    from dataengine.release.reader import Release
     from dataengine.release.verify import verify_release
 
     problems = verify_release(release, decode=not no_decode)
@@ -118,9 +150,9 @@ def verify(release: str, no_decode: bool) -> None:
         click.secho(f"FAIL {problem}", fg="red")
     if problems:
         sys.exit(1)
-    manifest = json.loads((Path(release) / "manifest.json").read_text())
-    total = sum(e["num_samples"] for e in manifest["splits"].values())
-    shards = sum(len(e["shards"]) for e in manifest["splits"].values())
+    splits = Release.open(release).manifest.splits.values()
+    total = sum(entry.num_samples for entry in splits)
+    shards = sum(len(entry.shards) for entry in splits)
     click.echo(f"OK {release}: {shards} shards, {total} samples, hashes, counts, keys, schema and decoding checked")
 
 
@@ -174,14 +206,26 @@ def export(layout: str, release: str, out: str) -> None:
 @cli.command("depth")
 @click.argument("images_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--source", required=True, help="stereo (Middlebury-style folders: im0.png, im1.png, calib.txt) or model:<checkpoint folder or hub id>.")
+@click.option(
+    "--source", required=True, help="stereo (Middlebury-style folders: im0.png, im1.png, calib.txt) or model:<checkpoint folder or hub id>."
+)
 @click.option("--device", help="torch device for a model (default: cuda when present, else cpu).")
 @click.option("--batch-size", type=int, default=4, show_default=True)
-@click.option("--workers", "-w", type=int, help="Local Dask worker processes, each loading the model once (default: the cores; 0: this process).")
+@click.option(
+    "--workers", "-w", type=int, help="Local Dask worker processes, each loading the model once (default: the cores; 0: this process)."
+)
 @click.option("--scheduler", help="Address of an existing Dask scheduler (workers must see both folders).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def depth_command(images_dir: str, out_dir: str, source: str, device: str | None, batch_size: int, workers: int | None,
-                  scheduler: str | None, no_progress: bool) -> None:
+def depth_command(
+    images_dir: str,
+    out_dir: str,
+    source: str,
+    device: str | None,
+    batch_size: int,
+    workers: int | None,
+    scheduler: str | None,
+    no_progress: bool,
+) -> None:
     """Depth maps alone: OUT_DIR mirrors IMAGES_DIR with 16-bit millimetre PNGs (clipped at 65.535 m).
 
     Reruns skip maps already written; unreadable inputs are listed in OUT_DIR/rejects.jsonl.
@@ -189,12 +233,22 @@ def depth_command(images_dir: str, out_dir: str, source: str, device: str | None
     from dataengine.run.depth_maps import depth_folder
 
     try:
-        report = depth_folder(images_dir, out_dir, source, device=device, batch_size=batch_size, progress=not no_progress,
-                              workers=workers, scheduler=scheduler)
+        report = depth_folder(
+            images_dir,
+            out_dir,
+            source,
+            device=device,
+            batch_size=batch_size,
+            progress=not no_progress,
+            workers=workers,
+            scheduler=scheduler,
+        )
     except (ValueError, FileNotFoundError, ConnectionError, RuntimeError) as exc:
         raise CommandError(str(exc)) from None
-    click.echo(f"{report['written']} written, {report['skipped']} already there, {report['rejected']} rejected, "
-               f"{report['clipped_pixels']} pixels clipped at 65.535 m; source {report['source']}")
+    click.echo(
+        f"{report['written']} written, {report['skipped']} already there, {report['rejected']} rejected, "
+        f"{report['clipped_pixels']} pixels clipped at 65.535 m; source {report['source']}"
+    )
 
 
 @cli.command()
@@ -217,7 +271,10 @@ def publish(release: str, repo_id: str, revision: str | None, private: bool, dry
         raise CommandError(str(exc), code=1) from None
     for path, size in plan.files:
         click.echo(f"{size:>14,d}  {path}")
-    click.echo(f"{len(plan.files)} files, {plan.total_bytes / 1e6:.1f} MB -> datasets/{repo_id}" + (" (dry run: nothing uploaded)" if dry_run else ""))
+    click.echo(
+        f"{len(plan.files)} files, {plan.total_bytes / 1e6:.1f} MB -> datasets/{repo_id}"
+        + (" (dry run: nothing uploaded)" if dry_run else "")
+    )
     if dry_run:
         click.echo("\n--- README.md (dataset card) ---\n" + plan.card)
 

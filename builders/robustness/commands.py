@@ -14,13 +14,17 @@ from dataengine.core.plugins import CommandError
 @click.command("corrupt")
 @click.argument("in_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--names", default="kitti-c", show_default=True, help="A set (kitti-c, nyu-c, imagenet-c, all) or comma-separated corruption names.")
+@click.option(
+    "--names", default="kitti-c", show_default=True, help="A set (kitti-c, nyu-c, imagenet-c, all) or comma-separated corruption names."
+)
 @click.option("--severities", default="1-5", show_default=True, help="A range or list, e.g. 1-5, 1-4 or 1,3,5.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Every output is seeded by (seed, file, corruption, severity).")
 @click.option("--workers", "-w", type=int, help="Local Dask worker processes (default: number of cores).")
 @click.option("--scheduler", help="Address of an existing Dask scheduler (workers must see both folders).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def corrupt_command(in_dir: str, out_dir: str, names: str, severities: str, seed: int, workers: int | None, scheduler: str | None, no_progress: bool) -> None:
+def corrupt_command(
+    in_dir: str, out_dir: str, names: str, severities: str, seed: int, workers: int | None, scheduler: str | None, no_progress: bool
+) -> None:
     """Corrupt every image below IN_DIR into OUT_DIR/<corruption>/<severity>/<relative path>.
 
     Existing outputs are kept (a rerun finishes an interrupted run); unreadable inputs are listed
@@ -40,14 +44,18 @@ def corrupt_command(in_dir: str, out_dir: str, names: str, severities: str, seed
         totals = corrupt_folder(job, workers=workers, scheduler=scheduler, progress=not no_progress)
     except (ValueError, ConnectionError, RuntimeError) as exc:
         raise CommandError(str(exc)) from None
-    click.echo(f"{totals['files']} images: {totals['written']} outputs written, {totals['skipped']} already there, {len(totals['rejects'])} unreadable (see {out_dir}/rejects.jsonl)")
+    click.echo(
+        f"{totals['files']} images: {totals['written']} outputs written, {totals['skipped']} already there, {len(totals['rejects'])} unreadable (see {out_dir}/rejects.jsonl)"
+    )
     if totals["rejects"]:
         sys.exit(1)
 
 
 @click.command("gallery")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
-@click.option("--output", "-o", default="gallery.png", show_default=True, type=click.Path(dir_okay=False), help="Where to write the grid (PNG).")
+@click.option(
+    "--output", "-o", default="gallery.png", show_default=True, type=click.Path(dir_okay=False), help="Where to write the grid (PNG)."
+)
 @click.option("--names", default="kitti-c", show_default=True, help="A set or comma-separated corruption names.")
 @click.option("--severities", default="1-5", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -84,8 +92,15 @@ def _corruption_choice(names: str, severities: str) -> tuple[list[str], list[int
 
 
 @click.command("score-depth")
-@click.option("--release", required=True, type=click.Path(exists=True, file_okay=False), help="A robustness release (kitti_c, nyu_c or depth_c).")
-@click.option("--predictions", required=True, type=click.Path(exists=True, file_okay=False), help="<corruption>/<severity>/<frame>.npy files or <corruption>/<severity>.npz (see docs).")
+@click.option(
+    "--release", required=True, type=click.Path(exists=True, file_okay=False), help="A robustness release (kitti_c, nyu_c or depth_c)."
+)
+@click.option(
+    "--predictions",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="<corruption>/<severity>/<frame>.npy files or <corruption>/<severity>.npz (see docs).",
+)
 @click.option("--baseline", default="default", show_default=True, help="monodepth2 | adabins | none (default: by builder).")
 @click.option("--protocol", type=click.Choice(["kitti", "nyu"]), help="Evaluation protocol (default: by builder).")
 @click.option("--disparity", is_flag=True, help="Predictions are disparities (inverted; median scaling handles the scale).")
@@ -105,7 +120,9 @@ def score_depth(release: str, predictions: str, baseline: str, protocol: str | N
     for name, values in scores.dee.items():
         ce = scores.robustness.get("CE", {}).get(name)
         rr = scores.robustness.get("RR", {}).get(name)
-        click.echo(f"{name:<20} {values['dee2']:7.4f}" + (f" {ce:7.3f}" if ce is not None else "") + (f" {rr:7.3f}" if rr is not None else ""))
+        click.echo(
+            f"{name:<20} {values['dee2']:7.4f}" + (f" {ce:7.3f}" if ce is not None else "") + (f" {rr:7.3f}" if rr is not None else "")
+        )
     summary = ", ".join(f"{k} {scores.robustness[k]:.2f}" for k in ("mCE", "RmCE", "mRR") if k in scores.robustness)
     click.echo(f"\n{summary} (baseline: {scores.baseline or 'none'}, protocol: {scores.protocol})")
     if scores.skipped:

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from corruptions import corrupt
+from builders.robustness.recipe import corrupted_output
 from dataengine.core.rejects import RejectSink
-from dataengine.core.rng import sample_rng
 from dataengine.io.atomic import write_bytes_atomic, write_jsonl_atomic
 from dataengine.run.executor import Progress, create_executor
 
@@ -44,14 +43,6 @@ def list_images(in_dir: Path) -> list[str]:
 
 def output_path(out_dir: Path, name: str, severity: int, relative: str) -> Path:
     return out_dir / name / str(severity) / relative
-
-
-def corrupted_output(image: np.ndarray, name: str, severity: int, seed: int, frame: str) -> np.ndarray:
-    """The exact output for one (frame, corruption, severity): the regeneration recipe shared by
-    `dataengine corrupt` and the corruption-set builders. `name == "clean"` returns the image."""
-    if name == "clean":
-        return image
-    return corrupt(image, name, severity, seed=sample_rng(seed, frame, f"{name}/{severity}"))
 
 
 def _encode(array: np.ndarray, suffix: str) -> bytes:

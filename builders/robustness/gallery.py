@@ -13,7 +13,9 @@ LABEL_WIDTH = 150
 HEADER_HEIGHT = 24
 
 
-def corruption_gallery(image: np.ndarray, names: Sequence[str], severities: Sequence[int], seed: int = 0, tile_width: int = 240) -> Image.Image:
+def corruption_gallery(
+    image: np.ndarray, names: Sequence[str], severities: Sequence[int], seed: int = 0, tile_width: int = 240
+) -> Image.Image:
     """Rows: corruptions; columns: the clean image, then each severity."""
     h, w = image.shape[:2]
     tile_height = max(1, round(h * tile_width / w))

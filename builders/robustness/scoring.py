@@ -36,7 +36,14 @@ class DepthScores:
     robustness: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"protocol": self.protocol, "baseline": self.baseline, "per_split": self.per_split, "dee": self.dee, "skipped": self.skipped, **self.robustness}
+        return {
+            "protocol": self.protocol,
+            "baseline": self.baseline,
+            "per_split": self.per_split,
+            "dee": self.dee,
+            "skipped": self.skipped,
+            **self.robustness,
+        }
 
 
 def _split_folder(split: str) -> tuple[str, str]:
@@ -65,7 +72,9 @@ def _predictions(root: Path, folder: str, frames: list[str]) -> list[np.ndarray]
     return [np.load(f, allow_pickle=False) for f in files]
 
 
-def score_release(release: str | Path, predictions: str | Path, protocol: str | None = None, baseline: str | None = "default", disparity: bool = False) -> DepthScores:
+def score_release(
+    release: str | Path, predictions: str | Path, protocol: str | None = None, baseline: str | None = "default", disparity: bool = False
+) -> DepthScores:
     source, predictions = Release.open(release), Path(predictions)
     manifest = source.manifest
     if manifest.sample_kind != "depth_c" or "depth.png" not in manifest.fields:
@@ -97,7 +106,9 @@ def score_release(release: str | Path, predictions: str | Path, protocol: str | 
         by_corruption.setdefault(corruption, []).append(scores.per_split[split])
     if "clean" not in by_corruption:
         raise PredictionError(f"no predictions for the clean split under {predictions} (clean/ or clean.npz)")
-    scores.dee = {name: corruption_dee(rows) if name != "clean" else dee(rows[0]["abs_rel"], rows[0]["a1"]) for name, rows in by_corruption.items()}
+    scores.dee = {
+        name: corruption_dee(rows) if name != "clean" else dee(rows[0]["abs_rel"], rows[0]["a1"]) for name, rows in by_corruption.items()
+    }
     dee2 = {name: values["dee2"] for name, values in scores.dee.items()}
     if baseline and len(dee2) > 1:
         scores.robustness = robustness_scores(dee2, baseline).as_dict()

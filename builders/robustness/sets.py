@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from builders.robustness.corrupt_folder import corrupted_output
+from builders.robustness.recipe import RNG_RECIPE, corrupted_output
 from corruptions import get as get_corruption
 from corruptions import names as corruption_set
 from corruptions.registry import SETS
@@ -35,7 +35,6 @@ from dataengine.release.reader import Release
 
 CLEAN = "clean"
 CLEAN_SPLIT = "clean/test"
-RNG_RECIPE = "dataengine.rng.sample_rng(seed, frame, '<corruption>/<severity>')"  # `dataengine.rng` is core.rng
 
 
 def output_split(corruption: str, severity: int) -> str:
@@ -72,11 +71,14 @@ class PreparedFrame:
     source_size: tuple[int, int]  # (width, height)
 
 
-def check_depth(depth: np.ndarray, image_size: tuple[int, int], frame: str) -> np.ndarray:
-    """Ground truth must be finite, non-negative and the size of its image (metres, 0 = none)."""
+def check_depth(depth: np.ndarray, image_size: tuple[int, int] | None, frame: str) -> np.ndarray:
+    """Ground truth must be 2-D, finite, non-negative and, when `image_size` is given, the size of
+    its image (metres, 0 = none)."""
     depth = np.asarray(depth, dtype=np.float32)
-    if depth.ndim != 2 or (depth.shape[1], depth.shape[0]) != image_size:
-        raise ValueError(f"depth of {frame} is {depth.shape[1] if depth.ndim == 2 else '?'}x{depth.shape[0]}, its image {image_size[0]}x{image_size[1]}")
+    if depth.ndim != 2:
+        raise ValueError(f"depth of {frame} has shape {depth.shape}; a depth map is 2-D")
+    if image_size is not None and (depth.shape[1], depth.shape[0]) != image_size:
+        raise ValueError(f"depth of {frame} is {depth.shape[1]}x{depth.shape[0]}, its image {image_size[0]}x{image_size[1]}")
     if not np.isfinite(depth).all():
         raise ValueError(f"depth of {frame} holds NaN or infinite values")
     if (depth < 0).any():
@@ -107,7 +109,12 @@ class CorruptionSetBuilder(Builder):
             "additionalProperties": False,
             "properties": {
                 "corruptions": {"type": ["string", "array"], "items": {"type": "string"}, "default": self.default_set},
-                "severities": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 5}, "minItems": 1, "default": [1, 2, 3, 4, 5]},
+                "severities": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 1, "maximum": 5},
+                    "minItems": 1,
+                    "default": [1, 2, 3, 4, 5],
+                },
                 "clean": {"type": "boolean", "default": True},
                 "width": {"type": ["integer", "null"], "minimum": 32, "default": width},
                 "height": {"type": ["integer", "null"], "minimum": 32, "default": height},
@@ -116,6 +123,7 @@ class CorruptionSetBuilder(Builder):
         }
 
     extra_params: dict[str, Any] = {}
+    depth_matches_image = True  # False where the source keeps depth at another size (a KITTI-C release)
 
     def depth_kind(self, spec: BuildSpec) -> str:
         """The member kind of the ground truth: millimetre PNGs unless the source's own code is kept."""
@@ -199,7 +207,9 @@ class CorruptionSetBuilder(Builder):
         source_size = (rgb.shape[1], rgb.shape[0])
         depth_png, clipped = (None, 0)
         if depth is not None:
-            depth_png, clipped = encode_depth_png(check_depth(depth, source_size, frame.id), UNITS_PER_M[self.depth_kind(spec)])
+            depth_png, clipped = encode_depth_png(
+                check_depth(depth, source_size if self.depth_matches_image else None, frame.id), UNITS_PER_M[self.depth_kind(spec)]
+            )
         width, height = spec.params["width"], spec.params["height"]
         if width is not None and (width, height) != source_size:
             rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
@@ -266,6 +276,7 @@ class KittiC(CorruptionSetBuilder):
 
     def depth_kind(self, spec: BuildSpec) -> str:
         return "depth_kitti"  # KITTI's own 1/256 m code keeps the 65.5-80 m range the protocol scores
+
     required_sources = ("root", "split_file")
     extra_params = {"gt_png_scale": {"type": "number", "exclusiveMinimum": 0, "default": 256.0}}
 
@@ -358,6 +369,8 @@ class DepthC(CorruptionSetBuilder):
     default_size = None
     required_sources = ("release",)
     extra_params = {"source_split": {"type": ["string", "null"], "default": None}}
+
+    depth_matches_image = False  # checked by the release it comes from; KITTI-C keeps native-size depth
 
     def __init__(self) -> None:
         super().__init__()

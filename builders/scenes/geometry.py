@@ -86,8 +86,15 @@ class Camera:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "width": self.width, "height": self.height, "fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy,
-            "K": self.K.tolist(), "height_m": self.height_m, "pitch_deg": self.pitch_deg,
+            "width": self.width,
+            "height": self.height,
+            "fx": self.fx,
+            "fy": self.fy,
+            "cx": self.cx,
+            "cy": self.cy,
+            "K": self.K.tolist(),
+            "height_m": self.height_m,
+            "pitch_deg": self.pitch_deg,
             "ground_plane": self.ground_plane(),
         }
 
@@ -189,8 +196,10 @@ class Shape:
             x0, y0 = uv.min(axis=0)
             x1, y1 = uv.max(axis=0)
         return [
-            float(np.clip(x0 + 0.5, 0, camera.width)), float(np.clip(y0 + 0.5, 0, camera.height)),
-            float(np.clip(x1 + 0.5, 0, camera.width)), float(np.clip(y1 + 0.5, 0, camera.height)),
+            float(np.clip(x0 + 0.5, 0, camera.width)),
+            float(np.clip(y0 + 0.5, 0, camera.height)),
+            float(np.clip(x1 + 0.5, 0, camera.width)),
+            float(np.clip(y1 + 0.5, 0, camera.height)),
         ]
 
     def outline_points(self, n: int = 720) -> np.ndarray:

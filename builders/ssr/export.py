@@ -44,7 +44,14 @@ def export_ssr_cot(release: str | Path, out: str | Path) -> int:
         depth_path = depth_path_for(record["image_path"])
         _write_once(safe_join(root, record["image_path"]), image)
         _write_once(safe_join(root, depth_path), members["depth.png"])
-        lines.append({"question": record["question"], "rationale": record["rationale"], "answer": record["answer"],
-                      "image_path": record["image_path"], "depth_path": depth_path})
+        lines.append(
+            {
+                "question": record["question"],
+                "rationale": record["rationale"],
+                "answer": record["answer"],
+                "image_path": record["image_path"],
+                "depth_path": depth_path,
+            }
+        )
     write_bytes_atomic(root / "ssr-cot.jsonl", "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode())
     return len(lines)

@@ -67,8 +67,15 @@ class Measurement:
     def as_facts(self) -> dict[str, Any]:
         return {
             "objects": [
-                {"name": o.name, "box": [round(v, 3) for v in o.box_norm], "width_m": round(o.width_m, 2), "height_m": round(o.height_m, 2),
-                 "nearest_m": round(o.nearest_m, 2), "center_m": [round(v, 2) for v in o.center_m], "points": o.points}
+                {
+                    "name": o.name,
+                    "box": [round(v, 3) for v in o.box_norm],
+                    "width_m": round(o.width_m, 2),
+                    "height_m": round(o.height_m, 2),
+                    "nearest_m": round(o.nearest_m, 2),
+                    "center_m": [round(v, 2) for v in o.center_m],
+                    "points": o.points,
+                }
                 for o in self.objects
             ],
             "relations": [{**p, "distance_m": round(p["distance_m"], 2)} for p in self.pairs],
@@ -77,8 +84,15 @@ class Measurement:
 
 def flip(pair: dict[str, Any]) -> dict[str, Any]:
     """B-to-A relations from A-to-B ones (the clock is measured from the other object: +6 hours)."""
-    return {"a": pair["b"], "b": pair["a"], "distance_m": pair["distance_m"], "left_of": not pair["left_of"], "above": not pair["above"],
-            "nearer": not pair["nearer"], "clock": (pair["clock"] + 5) % 12 + 1}
+    return {
+        "a": pair["b"],
+        "b": pair["a"],
+        "distance_m": pair["distance_m"],
+        "left_of": not pair["left_of"],
+        "above": not pair["above"],
+        "nearer": not pair["nearer"],
+        "clock": (pair["clock"] + 5) % 12 + 1,
+    }
 
 
 def measure(depth: np.ndarray, intrinsics: Intrinsics, regions: list[Region], pitch_deg: float = 0.0, trim: float = 0.0) -> Measurement:
@@ -104,14 +118,32 @@ def measure(depth: np.ndarray, intrinsics: Intrinsics, regions: list[Region], pi
         if len(camera_points) < MIN_POINTS:
             raise FactError(f"'{region.name}' has {len(camera_points)} pixels with valid depth (need {MIN_POINTS})", "no_valid_depth")
         points = level(camera_points, pitch_deg)
-        lo, hi = (np.quantile(points, [trim, 1 - trim], axis=0) if trim > 0 else (points.min(axis=0), points.max(axis=0)))
+        lo, hi = np.quantile(points, [trim, 1 - trim], axis=0) if trim > 0 else (points.min(axis=0), points.max(axis=0))
         span = hi - lo
-        objects.append(ObjectFacts(region.name, [x0 / width, y0 / height, x1 / width, y1 / height], float(span[0]), float(span[1]),
-                                   float(camera_points[:, 2].min()), [float(v) for v in points.mean(axis=0)], int(len(points))))
+        objects.append(
+            ObjectFacts(
+                region.name,
+                [x0 / width, y0 / height, x1 / width, y1 / height],
+                float(span[0]),
+                float(span[1]),
+                float(camera_points[:, 2].min()),
+                [float(v) for v in points.mean(axis=0)],
+                int(len(points)),
+            )
+        )
         clouds.append(points[:: max(1, len(points) // MAX_POINTS)])
     pairs = []
     for i, j in itertools.combinations(range(len(regions)), 2):
         rel = relations(clouds[i], clouds[j])
-        pairs.append({"a": names[i], "b": names[j], "distance_m": distance(clouds[i], clouds[j]), "left_of": rel["left_of"], "above": rel["above"],
-                      "nearer": objects[i].nearest_m < objects[j].nearest_m, "clock": rel["clock_of_b_from_a"]})
+        pairs.append(
+            {
+                "a": names[i],
+                "b": names[j],
+                "distance_m": distance(clouds[i], clouds[j]),
+                "left_of": rel["left_of"],
+                "above": rel["above"],
+                "nearer": objects[i].nearest_m < objects[j].nearest_m,
+                "clock": rel["clock_of_b_from_a"],
+            }
+        )
     return Measurement(objects, pairs)

@@ -64,6 +64,7 @@ def agreement_rates(counters: Mapping[str, int]) -> dict[str, float]:
     """Per fact kind, the share of checked facts that agree with the truth (from the build counters
     `agreement.<kind>.agree` and `agreement.<kind>.checked`)."""
     return {
-        name[len("agreement."): -len(".checked")]: round(counters.get(name[: -len("checked")] + "agree", 0) / checked, 4)
-        for name, checked in sorted(counters.items()) if name.startswith("agreement.") and name.endswith(".checked") and checked
+        name[len("agreement.") : -len(".checked")]: round(counters.get(name[: -len("checked")] + "agree", 0) / checked, 4)
+        for name, checked in sorted(counters.items())
+        if name.startswith("agreement.") and name.endswith(".checked") and checked
     }

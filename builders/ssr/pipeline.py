@@ -22,11 +22,24 @@ PARAMS_SCHEMA: dict[str, Any] = {
     "depth_source": {"type": "string", "default": "gt", "description": "gt | stereo | model:<checkpoint folder or hub id>"},
     "device": {"type": ["string", "null"], "default": None, "description": "torch device for model sources (default: cuda when present)"},
     "batch_size": {"type": "integer", "minimum": 1, "default": 4},
-    "tolerance": {"type": "number", "exclusiveMinimum": 0, "default": 0.02, "description": "relative tolerance between an answer's number and the measured one"},
+    "tolerance": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "default": 0.02,
+        "description": "relative tolerance between an answer's number and the measured one",
+    },
     "default_hfov_deg": {"type": "number", "exclusiveMinimum": 10, "exclusiveMaximum": 170, "default": 60.0},
     "rewrite": {
-        "type": ["object", "null"], "default": None, "additionalProperties": False, "required": ["endpoint", "model"],
-        "properties": {"endpoint": {"type": "string"}, "model": {"type": "string"}, "api_key_env": {"type": "string"}, "timeout_s": {"type": "number"}},
+        "type": ["object", "null"],
+        "default": None,
+        "additionalProperties": False,
+        "required": ["endpoint", "model"],
+        "properties": {
+            "endpoint": {"type": "string"},
+            "model": {"type": "string"},
+            "api_key_env": {"type": "string"},
+            "timeout_s": {"type": "number"},
+        },
     },
 }
 
@@ -79,16 +92,34 @@ class Measured:
     intrinsics: dict[str, Any]
 
 
-def measure_stored(depth_m: np.ndarray, intrinsics: Intrinsics, intrinsics_source: str, regions: list[Region], pitch_deg: float, trim: float) -> Measured:
+def measure_stored(
+    depth_m: np.ndarray, intrinsics: Intrinsics, intrinsics_source: str, regions: list[Region], pitch_deg: float, trim: float
+) -> Measured:
     """Encode the depth, then measure on the decoded copy, so stored facts follow from stored depth."""
     depth_png, clipped = encode_depth_png(depth_m)
     measurement = measure(decode_depth_png(depth_png), intrinsics, regions, pitch_deg=pitch_deg, trim=trim)
-    record = {"fx": intrinsics.fx, "fy": intrinsics.fy, "cx": intrinsics.cx, "cy": intrinsics.cy, "pitch_deg": pitch_deg, "source": intrinsics_source}
+    record = {
+        "fx": intrinsics.fx,
+        "fy": intrinsics.fy,
+        "cx": intrinsics.cx,
+        "cy": intrinsics.cy,
+        "pitch_deg": pitch_deg,
+        "source": intrinsics_source,
+    }
     return Measured(depth_png, clipped, measurement, record)
 
 
-def make_sample(key: str, ctx: Context, image: bytes, image_ext: str, image_path: str, measured: Measured, question: Question,
-                source: dict[str, Any], depth_source: str) -> Sample | None:
+def make_sample(
+    key: str,
+    ctx: Context,
+    image: bytes,
+    image_ext: str,
+    image_path: str,
+    measured: Measured,
+    question: Question,
+    source: dict[str, Any],
+    depth_source: str,
+) -> Sample | None:
     """The checked sample, or None after recording a reject (answer contradicts facts, unfaithful rewrite)."""
     params = ctx.spec.params
     problem = contradiction(question.claim, measured.measurement, params["tolerance"])
@@ -96,7 +127,9 @@ def make_sample(key: str, ctx: Context, image: bytes, image_ext: str, image_path
         ctx.reject(key=key, source=source.get("id", ""), code="answer_contradicts_facts", reason=problem)
         return None
     rng = ctx.rng(key, "wording")
-    facts = rationale.fact_sentences(measured.measurement, question.names, question.pairs, rng, sizes=question.sizes, vertical=question.vertical)
+    facts = rationale.fact_sentences(
+        measured.measurement, question.names, question.pairs, rng, sizes=question.sizes, vertical=question.vertical
+    )
     text = rationale.compose(list(question.lead), facts, question.answer, rng)
     rewrite_record = None
     if params.get("rewrite"):
@@ -104,7 +137,9 @@ def make_sample(key: str, ctx: Context, image: bytes, image_ext: str, image_path
         try:
             rewritten = rewrite(text, config)
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:  # unreachable, or a malformed reply
-            ctx.reject(key=key, source=source.get("id", ""), code="rewrite_failed", reason=f"rewrite endpoint failed: {type(exc).__name__}: {exc}")
+            ctx.reject(
+                key=key, source=source.get("id", ""), code="rewrite_failed", reason=f"rewrite endpoint failed: {type(exc).__name__}: {exc}"
+            )
             return None
         lost = lost_facts(text, rewritten)
         if lost:
@@ -115,10 +150,19 @@ def make_sample(key: str, ctx: Context, image: bytes, image_ext: str, image_path
     ctx.counters["depth_clipped_pixels"] += measured.clipped
     ctx.counters[f"questions.{question.kind}"] += 1
     record = {
-        "key": key, "split": ctx.partition.split, "source": source, "image_path": image_path,
-        "question": question.text, "rationale": text, "answer": question.answer, "kind": question.kind,
+        "key": key,
+        "split": ctx.partition.split,
+        "source": source,
+        "image_path": image_path,
+        "question": question.text,
+        "rationale": text,
+        "answer": question.answer,
+        "kind": question.kind,
         "depth": {"source": depth_source, "unit": "mm", "scale_m": 0.001, "invalid_value": 0, "clipped_pixels": measured.clipped},
-        "intrinsics": measured.intrinsics, "facts": measured.measurement.as_facts(), "claim": stored_claim(question.claim), "rewrite": rewrite_record,
+        "intrinsics": measured.intrinsics,
+        "facts": measured.measurement.as_facts(),
+        "claim": stored_claim(question.claim),
+        "rewrite": rewrite_record,
     }
     return {"__key__": key, f"image.{image_ext}": image, "depth.png": measured.depth_png, "json": record}
 
@@ -128,5 +172,10 @@ def stored_claim(claim: dict[str, Any] | None) -> dict[str, Any] | None:
     if claim is None:
         return None
     value = claim["value"]
-    return {"fact": claim["fact"], "name": claim.get("name"), "a": claim.get("a"), "b": claim.get("b"),
-            "value": f"{value:.4f}" if isinstance(value, float) else str(value)}
+    return {
+        "fact": claim["fact"],
+        "name": claim.get("name"),
+        "a": claim.get("a"),
+        "b": claim.get("b"),
+        "value": f"{value:.4f}" if isinstance(value, float) else str(value),
+    }

@@ -55,15 +55,23 @@ TEMPLATES: dict[str, list[str]] = {
     ],
 }
 _SLOTS = {
-    "name": r"(?P<name>[^\[\]]+?)", "a": r"(?P<a>[^\[\]]+?)", "b": r"(?P<b>[^\[\]]+?)",
+    "name": r"(?P<name>[^\[\]]+?)",
+    "a": r"(?P<a>[^\[\]]+?)",
+    "b": r"(?P<b>[^\[\]]+?)",
     "box": r"\[(?P<box>\d\.\d{3}, \d\.\d{3}, \d\.\d{3}, \d\.\d{3})\]",
-    "height": r"(?P<height>\d+\.\d{2})", "width": r"(?P<width>\d+\.\d{2})", "distance": r"(?P<distance>\d+\.\d{2})",
-    "side": r"(?P<side>left|right)", "order": r"(?P<order>closer to|farther from)", "vertical": r"(?P<vertical>above|below)",
-    "clock": r"(?P<clock>1[0-2]|[1-9])", "answer": r"(?P<answer>.+)",
+    "height": r"(?P<height>\d+\.\d{2})",
+    "width": r"(?P<width>\d+\.\d{2})",
+    "distance": r"(?P<distance>\d+\.\d{2})",
+    "side": r"(?P<side>left|right)",
+    "order": r"(?P<order>closer to|farther from)",
+    "vertical": r"(?P<vertical>above|below)",
+    "clock": r"(?P<clock>1[0-2]|[1-9])",
+    "answer": r"(?P<answer>.+)",
 }
 _PATTERNS = [
     (kind, re.compile(re.sub(r"\\\{(\w+)\\\}", lambda m: _SLOTS[m.group(1)], re.escape(template)) + r"$"))
-    for kind, templates in TEMPLATES.items() for template in templates
+    for kind, templates in TEMPLATES.items()
+    for template in templates
 ]
 # Sentence ends: a period followed by a space (decimals never are).
 _SENTENCE_END = re.compile(r"(?<=[.;])\s+(?=[A-Z])")
@@ -78,8 +86,14 @@ def _say(kind: str, rng: np.random.Generator, **slots: Any) -> str:
     return options[int(rng.integers(len(options)))].format(**slots)
 
 
-def fact_sentences(measurement: Measurement, names: list[str], pairs: list[tuple[str, str]], rng: np.random.Generator,
-                   sizes: bool = True, vertical: bool = False) -> list[str]:
+def fact_sentences(
+    measurement: Measurement,
+    names: list[str],
+    pairs: list[tuple[str, str]],
+    rng: np.random.Generator,
+    sizes: bool = True,
+    vertical: bool = False,
+) -> list[str]:
     """Sentences stating the facts of the named objects and of the given ordered pairs."""
     out = []
     for name in names:

@@ -55,8 +55,17 @@ class SSRCoTBuilder(Builder):
     task_categories = ("visual-question-answering",)
     params_schema = {"type": "object", "additionalProperties": False, "properties": PARAMS_SCHEMA}
     split_schema = {
-        "type": "object", "additionalProperties": False, "required": ["inputs"],
-        "properties": {"inputs": {"type": "array", "minItems": 1, "items": {"enum": list(FORMATS)}, "description": "annotation sources (catalog sources of these names)"}},
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["inputs"],
+        "properties": {
+            "inputs": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"enum": list(FORMATS)},
+                "description": "annotation sources (catalog sources of these names)",
+            }
+        },
     }
 
     def sample_overlay(self, record: Mapping[str, Any]) -> tuple[str, list[list[float]]]:
@@ -155,13 +164,16 @@ class SSRCoTBuilder(Builder):
             depth["depth"] = source.depth(rgb, right_rgb)
         return data, rgb, depth
 
-    def _sample(self, record: dict[str, Any], ctx: Context, image_bytes: bytes, rgb: np.ndarray, depth: dict[str, Any], source_id: str,
-                trim: float) -> Sample | None:
+    def _sample(
+        self, record: dict[str, Any], ctx: Context, image_bytes: bytes, rgb: np.ndarray, depth: dict[str, Any], source_id: str, trim: float
+    ) -> Sample | None:
         p = ctx.spec.params
         key = self.item_key(record, ctx)
         height, width = rgb.shape[:2]
         if not record["objects"]:
-            raise FactError("the record names no objects with boxes, so there is nothing to measure (add a grounding step's `objects`)", "no_objects")
+            raise FactError(
+                "the record names no objects with boxes, so there is nothing to measure (add a grounding step's `objects`)", "no_objects"
+            )
         regions = []
         for obj in record["objects"][:MAX_OBJECTS]:
             box = obj["box"]
@@ -179,5 +191,14 @@ class SSRCoTBuilder(Builder):
         pairs = [(names[0], other) for other in names[1:]]
         question = Question(record["question"], record["answer"], "open", names, pairs, lead=tuple(record["lead"]))
         image_path = record["image"] if len(PurePosixPath(record["image"]).parts) > 1 else f"{record['format']}/{record['image']}"
-        return make_sample(key, ctx, image_bytes, "jpg", str(PurePosixPath(image_path).with_suffix(".jpg")), measured, question,
-                           {"dataset": record["format"], "id": record["id"], "format": record["format"]}, source_id)
+        return make_sample(
+            key,
+            ctx,
+            image_bytes,
+            "jpg",
+            str(PurePosixPath(image_path).with_suffix(".jpg")),
+            measured,
+            question,
+            {"dataset": record["format"], "id": record["id"], "format": record["format"]},
+            source_id,
+        )

@@ -89,8 +89,10 @@ def analytic_extent(obj: dict[str, Any], camera_height_m: float) -> tuple[float 
     r = w / 2
     x_axis, y_axis = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
     if obj["category"] == "sphere":
-        return (r * (_cap_reach(centre, r, x_axis) + _cap_reach(centre, r, -x_axis)),
-                r * (_cap_reach(centre, r, y_axis) + _cap_reach(centre, r, -y_axis)))
+        return (
+            r * (_cap_reach(centre, r, x_axis) + _cap_reach(centre, r, -x_axis)),
+            r * (_cap_reach(centre, r, y_axis) + _cap_reach(centre, r, -y_axis)),
+        )
     ground = np.array([centre[0], centre[2]])
     width = r * (_cap_reach(ground, r, np.array([1.0, 0.0])) + _cap_reach(ground, r, np.array([-1.0, 0.0])))
     return (width if not top_visible or w <= 1.01 * width else None), h
@@ -135,7 +137,9 @@ class SSRScenesBuilder(ScenesBuilder):
     def plan(self, spec: BuildSpec) -> list[Partition]:
         kind, _ = parse_spec(spec.params["depth_source"])
         if kind == "stereo":
-            raise ValueError("params.depth_source: rendered scenes have one view; use 'gt' or 'model:<path>' (stereo needs a rectified pair)")
+            raise ValueError(
+                "params.depth_source: rendered scenes have one view; use 'gt' or 'model:<path>' (stereo needs a rectified pair)"
+            )
         return super().plan(spec)
 
     def item_key(self, item: int, ctx: Context) -> str:
@@ -154,12 +158,23 @@ class SSRScenesBuilder(ScenesBuilder):
             for (item, camera, shapes, _, rendering), prediction in zip(scenes, predictions):
                 depth = rendering.depth if prediction is None else prediction.depth
                 try:
-                    yield from self._samples(item, ctx, camera, shapes, rendering, depth, source_id, trim=0.0 if prediction is None else 0.01)
+                    yield from self._samples(
+                        item, ctx, camera, shapes, rendering, depth, source_id, trim=0.0 if prediction is None else 0.01
+                    )
                 except FactError as exc:
                     ctx.reject(key=self.item_key(item, ctx), source=f"procedural:{item}", code=exc.code, reason=str(exc))
 
-    def _samples(self, item: int, ctx: Context, camera: Camera, shapes: list[Shape], rendering: Rendering, depth: np.ndarray,
-                 source_id: str, trim: float) -> Iterator[Sample]:
+    def _samples(
+        self,
+        item: int,
+        ctx: Context,
+        camera: Camera,
+        shapes: list[Shape],
+        rendering: Rendering,
+        depth: np.ndarray,
+        source_id: str,
+        trim: float,
+    ) -> Iterator[Sample]:
         key = self.item_key(item, ctx)
         objects = [self.annotate(shape, camera, rendering) for shape in shapes]
         names = Counter(f"{o['color']} {o['category']}" for o in objects)
@@ -175,8 +190,17 @@ class SSRScenesBuilder(ScenesBuilder):
         image = encode_image(rendering.rgb, "png")
         rng = ctx.rng(key, "questions")
         for index, question in enumerate(self._questions(rng, objects, named, exact, truth, ctx.spec.params)):
-            sample = make_sample(f"{key}-q{index}", ctx, image, "png", f"scenes/{key}.png", measured, question,
-                                 {"dataset": "scenes", "id": key, "format": "procedural"}, source_id)
+            sample = make_sample(
+                f"{key}-q{index}",
+                ctx,
+                image,
+                "png",
+                f"scenes/{key}.png",
+                measured,
+                question,
+                {"dataset": "scenes", "id": key, "format": "procedural"},
+                source_id,
+            )
             if sample is not None:
                 yield sample
 
@@ -205,8 +229,15 @@ class SSRScenesBuilder(ScenesBuilder):
                 truth.append({"fact": "vertical", "a": pair["a"], "b": pair["b"], "value": "above" if pair["above"] else "below"})
         return truth
 
-    def _questions(self, rng: np.random.Generator, objects: list[dict[str, Any]], named: dict[str, dict[str, Any]], exact: Measurement,
-                   truth: list[dict[str, Any]], params: dict[str, Any]) -> list[Question]:
+    def _questions(
+        self,
+        rng: np.random.Generator,
+        objects: list[dict[str, Any]],
+        named: dict[str, dict[str, Any]],
+        exact: Measurement,
+        truth: list[dict[str, Any]],
+        params: dict[str, Any],
+    ) -> list[Question]:
         kinds = list(params["kinds"])
         questions: list[Question] = []
         for _ in range(4 * params["questions_per_scene"]):
@@ -259,14 +290,30 @@ class SSRScenesBuilder(ScenesBuilder):
             return None
         a, b = claim["a"], claim["b"]
         closer = a if claim["value"] == "closer" else b
-        return Question(f"Which is closer to the camera, the {a} or the {b}?", f"the {closer}", "depth_order", [a, b], [(a, b)], claim=claim, sizes=False)
+        return Question(
+            f"Which is closer to the camera, the {a} or the {b}?",
+            f"the {closer}",
+            "depth_order",
+            [a, b],
+            [(a, b)],
+            claim=claim,
+            sizes=False,
+        )
 
     def _ask_distance(self, rng, objects, named, exact, truth) -> Question | None:
         claim = self._claimed(rng, truth, "distance")
         if claim is None:
             return None
         a, b = claim["a"], claim["b"]
-        return Question(f"How far apart are the {a} and the {b}?", f"{claim['value']:.2f} meters", "distance", [a, b], [(a, b)], claim=claim, sizes=False)
+        return Question(
+            f"How far apart are the {a} and the {b}?",
+            f"{claim['value']:.2f} meters",
+            "distance",
+            [a, b],
+            [(a, b)],
+            claim=claim,
+            sizes=False,
+        )
 
     def _ask_size(self, rng, objects, named, exact, truth) -> Question | None:
         claim = self._claimed(rng, truth, self._pick(rng, ["height", "width"]))
@@ -282,7 +329,9 @@ class SSRScenesBuilder(ScenesBuilder):
             category = self._pick(rng, sorted(c for c, n in by_category.items() if n == 1))
             if category:
                 obj = next(o for o in objects if o["category"] == category)
-                return Question(f"What color is the {category}?", obj["color"], "attribute", [f"{obj['color']} {category}"], [], sizes=False)
+                return Question(
+                    f"What color is the {category}?", obj["color"], "attribute", [f"{obj['color']} {category}"], [], sizes=False
+                )
         color = self._pick(rng, sorted(c for c, n in by_color.items() if n == 1))
         if color is None:
             return None

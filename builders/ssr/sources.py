@@ -30,7 +30,9 @@ _NUM = r"-?\d+(?:\.\d+)?"
 _BOX = rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]"
 # An object mention: an article, up to three words, then its box ("the fuel tank [0.44, ...]").
 _INLINE = re.compile(rf"\b(?:the|a|an)\s+((?:(?!the\b|a\b|an\b)[A-Za-z][A-Za-z\-]*\s*){{1,3}}?)\s*{_BOX}", re.I)
-_VISCOT_PROMPT = re.compile(r"\s*Please provide the bounding box coordinate of the region that can help you answer the question better\.?\s*", re.I)
+_VISCOT_PROMPT = re.compile(
+    r"\s*Please provide the bounding box coordinate of the region that can help you answer the question better\.?\s*", re.I
+)
 _TAG = {tag: re.compile(rf"<{tag}>(.*?)</{tag}>", re.S) for tag in ("SUMMARY", "CAPTION", "REASONING", "CONCLUSION")}
 
 
@@ -72,8 +74,12 @@ def _visual_cot(record: dict[str, Any]) -> dict[str, Any]:
     box = re.fullmatch(r"\s*" + _BOX + r"\s*", gpt[0])
     if not box:
         raise ValueError(f"the second turn is not a box [x1, y1, x2, y2]: {gpt[0][:60]!r}")
-    return {"question": _clean(_VISCOT_PROMPT.sub(" ", human[0])), "answer": _clean(gpt[-1]), "lead": [],
-            "objects": [{"name": "key region", "box": [float(v) for v in box.groups()], "normalized": True}]}
+    return {
+        "question": _clean(_VISCOT_PROMPT.sub(" ", human[0])),
+        "answer": _clean(gpt[-1]),
+        "lead": [],
+        "objects": [{"name": "key region", "box": [float(v) for v in box.groups()], "normalized": True}],
+    }
 
 
 def _vocot(record: dict[str, Any]) -> dict[str, Any]:
@@ -88,8 +94,12 @@ def _vocot(record: dict[str, Any]) -> dict[str, Any]:
             raise ValueError("no 'Answer:' in the reasoning and no 'answer' field")
         reasoning, answer = head.strip(), tail.strip()
     lead = _without_boxes(reasoning)
-    return {"question": _clean(human[0]), "answer": _clean(str(answer)), "lead": [re.sub(r"\s+", " ", lead).strip()] if lead else [],
-            "objects": inline_objects(reasoning)}
+    return {
+        "question": _clean(human[0]),
+        "answer": _clean(str(answer)),
+        "lead": [re.sub(r"\s+", " ", lead).strip()] if lead else [],
+        "objects": inline_objects(reasoning),
+    }
 
 
 def _llava_cot(record: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +112,12 @@ def _llava_cot(record: dict[str, Any]) -> dict[str, Any]:
     reasoning = _clean(parts["REASONING"].group(1)) if parts["REASONING"] else ""
     objects = record.get("objects") or inline_objects(reasoning)
     lead = _without_boxes(reasoning)
-    return {"question": _clean(human[0]), "answer": _clean(parts["CONCLUSION"].group(1)), "lead": [lead] if lead else [], "objects": objects}
+    return {
+        "question": _clean(human[0]),
+        "answer": _clean(parts["CONCLUSION"].group(1)),
+        "lead": [lead] if lead else [],
+        "objects": objects,
+    }
 
 
 _PARSERS = {"visual_cot": _visual_cot, "vocot": _vocot, "llava_cot": _llava_cot}
@@ -121,7 +136,14 @@ def read_records(path: Path, fmt: str) -> tuple[list[dict[str, Any]], list[Rejec
             try:
                 raw.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                rejects.append(Reject(key=f"{fmt}:line{number}", source=f"{path}:{number}", code="malformed_record", reason=f"malformed JSON line: {exc.msg}"))
+                rejects.append(
+                    Reject(
+                        key=f"{fmt}:line{number}",
+                        source=f"{path}:{number}",
+                        code="malformed_record",
+                        reason=f"malformed JSON line: {exc.msg}",
+                    )
+                )
                 raw.append(None)
     else:
         raw = json.loads(path.read_text())
@@ -137,7 +159,9 @@ def read_records(path: Path, fmt: str) -> tuple[list[dict[str, Any]], list[Rejec
                 raise ValueError("a record is a JSON object")
             parsed = _PARSERS[fmt](record)
             for obj in parsed["objects"]:
-                if not (isinstance(obj, dict) and isinstance(obj.get("name"), str) and isinstance(obj.get("box"), list) and len(obj["box"]) == 4):
+                if not (
+                    isinstance(obj, dict) and isinstance(obj.get("name"), str) and isinstance(obj.get("box"), list) and len(obj["box"]) == 4
+                ):
                     raise ValueError(f"an object needs a name and a 4-number box, got {obj!r}")
             records.append({"id": rid, "format": fmt, "image": _image(record), **parsed})
         except (ValueError, TypeError, AttributeError) as exc:

@@ -26,8 +26,22 @@ PERSPECTIVES = ("rationale", "world_knowledge", "commonsense")  # also the order
 SOURCE_PRIORITY = {"aokvqa": 0, "infoseek": 1, "okvqa": 2}
 INFOSEEK_EVAL_SPLITS = ["val_unseen_question", "val_unseen_entity"]
 RECORD_COLUMNS = [
-    "id", "source", "perspective", "category", "question", "answers", "answers_normalized", "choices", "correct_choice_idx",
-    "rationales", "image_id", "answer_aliases", "answer_range", "source_split", "question_type", "entity_id",
+    "id",
+    "source",
+    "perspective",
+    "category",
+    "question",
+    "answers",
+    "answers_normalized",
+    "choices",
+    "correct_choice_idx",
+    "rationales",
+    "image_id",
+    "answer_aliases",
+    "answer_range",
+    "source_split",
+    "question_type",
+    "entity_id",
 ]
 
 
@@ -54,13 +68,17 @@ def curate(rows: pl.LazyFrame, seed: int, caps: dict[str, int | None]) -> tuple[
     # Answers repeat heavily: normalise each distinct string once, then join it back.
     vocabulary = normalize_column(exploded.select("answers").unique(), "answers", "__answer")
     exploded = exploded.join(vocabulary, on="answers", how="left")
-    normalized = exploded.group_by("id").agg(pl.col("__answer").drop_nulls().filter(pl.col("__answer") != "").unique().sort().alias("answers_normalized"))
+    normalized = exploded.group_by("id").agg(
+        pl.col("__answer").drop_nulls().filter(pl.col("__answer") != "").unique().sort().alias("answers_normalized")
+    )
     rows = rows.join(normalized, on="id", how="left", maintain_order="left")
 
     keep_first = pl.col("id").first().over("image_id", "__question")
     rows = rows.with_columns(keep_first.alias("__kept"))
     duplicates = rows.filter(pl.col("__kept") != pl.col("id")).select(
-        pl.col("id").alias("key"), pl.col("source"), pl.lit("duplicate").alias("code"),
+        pl.col("id").alias("key"),
+        pl.col("source"),
+        pl.lit("duplicate").alias("code"),
         pl.format("same image and normalised question as {}", pl.col("__kept")).alias("reason"),
     )
     rows = rows.filter(pl.col("__kept") == pl.col("id"))
@@ -74,13 +92,17 @@ def curate(rows: pl.LazyFrame, seed: int, caps: dict[str, int | None]) -> tuple[
 
     owner = pl.col("__priority").min().over("image_id")
     shared = rows.filter(pl.col("__priority") != owner).select(
-        pl.col("id").alias("key"), pl.col("source"), pl.lit("image_in_other_split").alias("code"),
+        pl.col("id").alias("key"),
+        pl.col("source"),
+        pl.lit("image_in_other_split").alias("code"),
         pl.format("image {} already belongs to another split", pl.col("image_id")).alias("reason"),
     )
     rows = rows.filter(pl.col("__priority") == owner)
 
     cap = pl.col("perspective").replace_strict(dict(caps), default=None, return_dtype=pl.Int64)
-    rows = rows.with_columns(shuffle_key(seed)).with_columns(pl.col("__order").rank("ordinal").over("perspective", "category").alias("__pick"))
+    rows = rows.with_columns(shuffle_key(seed)).with_columns(
+        pl.col("__order").rank("ordinal").over("perspective", "category").alias("__pick")
+    )
     rows = rows.filter(cap.is_null() | (pl.col("__pick") <= cap)).sort("perspective", "category", "__order")
     removed = pl.concat([duplicates, shared]).select([pl.col(c).cast(t) for c, t in REJECT_COLUMNS.items()])
     return rows.select(RECORD_COLUMNS + ["image_path"]), removed
@@ -153,13 +175,23 @@ class VqaKnowledge(Builder):
         if spec.sha256 not in self._curated:
             sources, parts, rejects = spec.sources, [], []
             if not self._families(spec):
-                raise ValueError("give at least one source family: sources.okvqa_questions + okvqa_annotations, sources.aokvqa, or sources.infoseek")
+                raise ValueError(
+                    "give at least one source family: sources.okvqa_questions + okvqa_annotations, sources.aokvqa, or sources.infoseek"
+                )
             if "okvqa_questions" in sources and "okvqa_annotations" in sources:
-                parts.append(read_okvqa(sources["okvqa_questions"], sources["okvqa_annotations"], sources.get("coco_root"), spec.params["okvqa_split"]))
+                parts.append(
+                    read_okvqa(
+                        sources["okvqa_questions"], sources["okvqa_annotations"], sources.get("coco_root"), spec.params["okvqa_split"]
+                    )
+                )
             if "aokvqa" in sources:
                 parts.append(read_aokvqa(sources["aokvqa"], sources.get("coco_root")))
             if "infoseek" in sources:
-                parts.append(read_infoseek(sources["infoseek"], sources.get("infoseek_qtype"), sources.get("infoseek_categories"), sources.get("oven_root")))
+                parts.append(
+                    read_infoseek(
+                        sources["infoseek"], sources.get("infoseek_qtype"), sources.get("infoseek_categories"), sources.get("oven_root")
+                    )
+                )
             rows = pl.concat([p[0] for p in parts])
             rejects = [p[1] for p in parts]
             caps = {p: spec.params[f"cap_{p}"] for p in PERSPECTIVES}

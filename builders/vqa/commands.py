@@ -12,7 +12,12 @@ from dataengine.core.plugins import CommandError
 
 @click.command("score-vqa")
 @click.option("--release", required=True, type=click.Path(exists=True, file_okay=False), help="A knowledge-VQA release (vqa_knowledge).")
-@click.option("--predictions", required=True, type=click.Path(exists=True, dir_okay=False), help='JSONL: {"id": ..., "prediction": ..., "choice": ...}')
+@click.option(
+    "--predictions",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help='JSONL: {"id": ..., "prediction": ..., "choice": ...}',
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the scores as JSON here.")
 def score_vqa(release: str, predictions: str, output: str | None) -> None:
     """Score VQA predictions: overall, per perspective and per category."""

@@ -37,7 +37,13 @@ def read_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
 
 def score_question(record: dict[str, Any], prediction: dict[str, Any]) -> dict[str, Any]:
     text = str(prediction.get("prediction", ""))
-    row = {"id": record["id"], "source": record["source"], "perspective": record["perspective"], "category": record["category"], "source_split": record["source_split"]}
+    row = {
+        "id": record["id"],
+        "source": record["source"],
+        "perspective": record["perspective"],
+        "category": record["category"],
+        "source_split": record["source_split"],
+    }
     if record["source"] == "infoseek":
         aliases = record["answer_aliases"] or []
         evals = [{"range": record["answer_range"]}] if record["answer_range"] else aliases
@@ -75,7 +81,10 @@ def score_release(release: str | Path, predictions_path: str | Path) -> dict[str
         "overall": table.select(*means).to_dicts()[0],
         "per_perspective": per_perspective.to_dicts(),
         "per_category": per_category.to_dicts(),
-        "metric_names": {"accuracy": "official VQA accuracy (OK-VQA, A-OKVQA); InfoSeek accuracy (InfoSeek)", "relaxed_accuracy": "gold answer is a substring of the lower-cased prediction"},
+        "metric_names": {
+            "accuracy": "official VQA accuracy (OK-VQA, A-OKVQA); InfoSeek accuracy (InfoSeek)",
+            "relaxed_accuracy": "gold answer is a substring of the lower-cased prediction",
+        },
     }
     infoseek = table.filter(pl.col("source") == "infoseek").group_by("source_split").agg(pl.col("accuracy").mean())
     by_split = dict(infoseek.iter_rows())

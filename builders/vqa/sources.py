@@ -15,10 +15,22 @@ import polars as pl
 
 STR_LIST = pl.List(pl.String)
 COLUMNS: dict[str, pl.DataType] = {
-    "id": pl.String, "source": pl.String, "perspective": pl.String, "category": pl.String, "question": pl.String,
-    "answers": STR_LIST, "choices": STR_LIST, "correct_choice_idx": pl.Int64, "rationales": STR_LIST,
-    "image_id": pl.String, "image_path": pl.String, "answer_aliases": STR_LIST, "answer_range": pl.List(pl.Float64),
-    "source_split": pl.String, "question_type": pl.String, "entity_id": pl.String,
+    "id": pl.String,
+    "source": pl.String,
+    "perspective": pl.String,
+    "category": pl.String,
+    "question": pl.String,
+    "answers": STR_LIST,
+    "choices": STR_LIST,
+    "correct_choice_idx": pl.Int64,
+    "rationales": STR_LIST,
+    "image_id": pl.String,
+    "image_path": pl.String,
+    "answer_aliases": STR_LIST,
+    "answer_range": pl.List(pl.Float64),
+    "source_split": pl.String,
+    "question_type": pl.String,
+    "entity_id": pl.String,
 }
 REJECT_COLUMNS = {"key": pl.String, "source": pl.String, "code": pl.String, "reason": pl.String}
 
@@ -28,7 +40,12 @@ def empty_rejects() -> pl.LazyFrame:
 
 
 def _unified(frame: pl.LazyFrame) -> pl.LazyFrame:
-    return frame.select([(pl.col(name) if name in frame.collect_schema().names() else pl.lit(None)).cast(dtype).alias(name) for name, dtype in COLUMNS.items()])
+    return frame.select(
+        [
+            (pl.col(name) if name in frame.collect_schema().names() else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in COLUMNS.items()
+        ]
+    )
 
 
 def _split_malformed(frame: pl.LazyFrame, checks: dict[str, pl.Expr], key: pl.Expr, source: str) -> tuple[pl.LazyFrame, pl.LazyFrame]:
@@ -36,7 +53,10 @@ def _split_malformed(frame: pl.LazyFrame, checks: dict[str, pl.Expr], key: pl.Ex
     reason = pl.concat_str([pl.when(~ok).then(pl.lit(f"{what}; ")).otherwise(pl.lit("")) for what, ok in checks.items()])
     flagged = frame.with_columns(reason.str.strip_chars("; ").alias("__reason"))
     rejects = flagged.filter(pl.col("__reason") != "").select(
-        key.cast(pl.String).alias("key"), pl.lit(source).alias("source"), pl.lit("malformed").alias("code"), pl.col("__reason").alias("reason")
+        key.cast(pl.String).alias("key"),
+        pl.lit(source).alias("source"),
+        pl.lit("malformed").alias("code"),
+        pl.col("__reason").alias("reason"),
     )
     return flagged.filter(pl.col("__reason") == "").drop("__reason"), rejects
 
@@ -53,12 +73,16 @@ def _load_json(path: Path, source: str) -> Any:
         raise ValueError(f"{source}: cannot read {path}: {exc}") from None
 
 
-def read_okvqa(questions_path: Path, annotations_path: Path, coco_root: Path | None, split: str = "val") -> tuple[pl.LazyFrame, pl.LazyFrame]:
+def read_okvqa(
+    questions_path: Path, annotations_path: Path, coco_root: Path | None, split: str = "val"
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """OK-VQA: `OpenEnded_mscoco_{split}2014_questions.json` + `mscoco_{split}2014_annotations.json`."""
     questions = _load_json(questions_path, "okvqa")
     annotations = _load_json(annotations_path, "okvqa")
     codes: dict[str, str] = annotations.get("question_types", {})
-    q = pl.from_dicts(questions.get("questions", []), schema={"image_id": pl.Int64, "question": pl.String, "question_id": pl.Int64}, strict=False).lazy()
+    q = pl.from_dicts(
+        questions.get("questions", []), schema={"image_id": pl.Int64, "question": pl.String, "question_id": pl.Int64}, strict=False
+    ).lazy()
     answer = pl.Struct({"answer_id": pl.Int64, "raw_answer": pl.String, "answer_confidence": pl.String, "answer": pl.String})
     a = pl.from_dicts(
         annotations.get("annotations", []),
@@ -99,8 +123,15 @@ def read_aokvqa(path: Path, coco_root: Path | None) -> tuple[pl.LazyFrame, pl.La
     if not isinstance(records, list):
         raise ValueError(f"aokvqa: {path} must hold a JSON list of questions")
     schema = {
-        "question_id": pl.String, "image_id": pl.Int64, "split": pl.String, "question": pl.String, "choices": STR_LIST,
-        "correct_choice_idx": pl.Int64, "direct_answers": STR_LIST, "difficult_direct_answer": pl.Boolean, "rationales": STR_LIST,
+        "question_id": pl.String,
+        "image_id": pl.Int64,
+        "split": pl.String,
+        "question": pl.String,
+        "choices": STR_LIST,
+        "correct_choice_idx": pl.Int64,
+        "direct_answers": STR_LIST,
+        "difficult_direct_answer": pl.Boolean,
+        "rationales": STR_LIST,
     }
     frame = pl.from_dicts(records, schema=schema, strict=False).lazy()
     checks = {
@@ -138,11 +169,20 @@ def _read_jsonl(path: Path, source: str) -> tuple[list[dict[str, Any]], list[dic
                 raise ValueError("not a JSON object")
             records.append(record)
         except ValueError as exc:
-            rejects.append({"key": f"{Path(path).name}:{number}", "source": source, "code": "malformed", "reason": f"line {number} is not valid JSON: {exc}"})
+            rejects.append(
+                {
+                    "key": f"{Path(path).name}:{number}",
+                    "source": source,
+                    "code": "malformed",
+                    "reason": f"line {number} is not valid JSON: {exc}",
+                }
+            )
     return records, rejects
 
 
-def read_infoseek(path: Path, qtype_path: Path | None, categories_path: Path | None, oven_root: Path | None) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+def read_infoseek(
+    path: Path, qtype_path: Path | None, categories_path: Path | None, oven_root: Path | None
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """InfoSeek: `infoseek_{split}.jsonl`, its `_qtype.jsonl` companion, optional entity categories."""
     records, line_rejects = _read_jsonl(path, "infoseek")
     for record in records:
@@ -154,14 +194,25 @@ def read_infoseek(path: Path, qtype_path: Path | None, categories_path: Path | N
         record["answer_range"] = ranges[0] if ranges and isinstance(ranges[0], list) else None
         record["has_eval"] = bool(record["answer_aliases"] or record["answer_range"])
     schema = {
-        "data_id": pl.String, "image_id": pl.String, "question": pl.String, "answer": STR_LIST, "data_split": pl.String,
-        "entity_id": pl.String, "answer_aliases": STR_LIST, "answer_range": pl.List(pl.Float64), "has_eval": pl.Boolean,
+        "data_id": pl.String,
+        "image_id": pl.String,
+        "question": pl.String,
+        "answer": STR_LIST,
+        "data_split": pl.String,
+        "entity_id": pl.String,
+        "answer_aliases": STR_LIST,
+        "answer_range": pl.List(pl.Float64),
+        "has_eval": pl.Boolean,
     }
     frame = pl.from_dicts(records, schema=schema, strict=False).lazy() if records else pl.LazyFrame(schema=schema)
     if qtype_path is not None:
         qtypes, bad = _read_jsonl(qtype_path, "infoseek")
         line_rejects += bad
-        qtype = pl.from_dicts(qtypes, schema={"data_id": pl.String, "question_type": pl.String}, strict=False).lazy() if qtypes else pl.LazyFrame(schema={"data_id": pl.String, "question_type": pl.String})
+        qtype = (
+            pl.from_dicts(qtypes, schema={"data_id": pl.String, "question_type": pl.String}, strict=False).lazy()
+            if qtypes
+            else pl.LazyFrame(schema={"data_id": pl.String, "question_type": pl.String})
+        )
         frame = frame.join(qtype.unique("data_id", keep="first"), on="data_id", how="left", maintain_order="left")
     else:
         frame = frame.with_columns(pl.lit(None, pl.String).alias("question_type"))
@@ -169,7 +220,9 @@ def read_infoseek(path: Path, qtype_path: Path | None, categories_path: Path | N
         cats, bad = _read_jsonl(categories_path, "infoseek")
         line_rejects += bad
         categories = pl.from_dicts(cats, schema={"entity_id": pl.String, "category": pl.String}, strict=False).lazy()
-        frame = frame.join(categories.unique("entity_id", keep="first"), on="entity_id", how="left", maintain_order="left").with_columns(pl.col("category").fill_null("others"))
+        frame = frame.join(categories.unique("entity_id", keep="first"), on="entity_id", how="left", maintain_order="left").with_columns(
+            pl.col("category").fill_null("others")
+        )
     else:
         frame = frame.with_columns(pl.lit("others").alias("category"))
     checks = {

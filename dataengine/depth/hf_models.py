@@ -60,5 +60,7 @@ class HFDepthModel(MonocularDepth):
             for i, result in zip(indices, results):
                 focal = result.get("focal_length")
                 depth = result["predicted_depth"].float().cpu().numpy()
-                out[i] = DepthPrediction(np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32), float(focal) if focal is not None else None)
+                out[i] = DepthPrediction(
+                    np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32), float(focal) if focal is not None else None
+                )
         return out

@@ -28,7 +28,9 @@ class DepthNet(nn.Module):
     """Backbone features (every stride) -> 1x1 laterals -> top-down sum with 3x3 smoothing -> a
     sigmoid head scaled to (min_depth, max_depth) metres, upsampled to the input size."""
 
-    def __init__(self, backbone: str, decoder_channels: int = 64, min_depth: float = 0.1, max_depth: float = 80.0, pretrained: bool = False) -> None:
+    def __init__(
+        self, backbone: str, decoder_channels: int = 64, min_depth: float = 0.1, max_depth: float = 80.0, pretrained: bool = False
+    ) -> None:
         super().__init__()
         import timm
 
@@ -57,8 +59,14 @@ def model_config(backbone: str, **overrides: Any) -> dict[str, Any]:
     import timm
 
     pretrained_cfg = timm.create_model(backbone, pretrained=False).pretrained_cfg
-    config = {"format": FORMAT, "version": 1, "backbone": backbone, **_CONFIG_DEFAULTS,
-              "mean": list(pretrained_cfg.get("mean", (0.485, 0.456, 0.406))), "std": list(pretrained_cfg.get("std", (0.229, 0.224, 0.225)))}
+    config = {
+        "format": FORMAT,
+        "version": 1,
+        "backbone": backbone,
+        **_CONFIG_DEFAULTS,
+        "mean": list(pretrained_cfg.get("mean", (0.485, 0.456, 0.406))),
+        "std": list(pretrained_cfg.get("std", (0.229, 0.224, 0.225))),
+    }
     unknown = set(overrides) - set(config)
     if unknown:
         raise ValueError(f"unknown depth model settings {sorted(unknown)}; allowed: {sorted(set(config) - {'format', 'version'})}")

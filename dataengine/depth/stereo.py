@@ -25,7 +25,6 @@ class StereoDepth:
     max_disparity: int = 256
     block_size: int = 5
 
-
     def disparity(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Left-image disparity in pixels (float32); NaN where matching failed."""
         if left.shape != right.shape:
@@ -34,9 +33,16 @@ class StereoDepth:
         numbers = max(16, int(np.ceil(self.max_disparity / 16)) * 16)
         channels = 1
         matcher = cv2.StereoSGBM_create(
-            minDisparity=0, numDisparities=numbers, blockSize=self.block_size,
-            P1=8 * channels * self.block_size**2, P2=32 * channels * self.block_size**2,
-            disp12MaxDiff=1, uniquenessRatio=10, speckleWindowSize=100, speckleRange=2, mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY,
+            minDisparity=0,
+            numDisparities=numbers,
+            blockSize=self.block_size,
+            P1=8 * channels * self.block_size**2,
+            P2=32 * channels * self.block_size**2,
+            disp12MaxDiff=1,
+            uniquenessRatio=10,
+            speckleWindowSize=100,
+            speckleRange=2,
+            mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY,
         )
         disparity = matcher.compute(grey[0], grey[1]).astype(np.float32) / 16.0
         disparity[disparity <= 0] = np.nan
@@ -55,4 +61,10 @@ def read_middlebury_calib(path: Path) -> dict[str, float]:
     (`cam0=[f 0 cx; 0 f cy; 0 0 1]`, baseline in mm)."""
     values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
     cam0 = [float(v) for v in re.findall(r"[-\d.e+]+", values["cam0"])]
-    return {"focal_px": cam0[0], "cx": cam0[2], "cy": cam0[5], "baseline_m": float(values["baseline"]) / 1000.0, "doffs": float(values.get("doffs", 0.0))}
+    return {
+        "focal_px": cam0[0],
+        "cx": cam0[2],
+        "cy": cam0[5],
+        "baseline_m": float(values["baseline"]) / 1000.0,
+        "doffs": float(values.get("doffs", 0.0)),
+    }

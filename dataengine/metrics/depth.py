@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class Protocol:
     """How predictions are compared with ground truth."""
@@ -73,7 +72,9 @@ def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def depth_metrics(gt: np.ndarray, pred: np.ndarray, proto: str | Protocol = "kitti", median_scaling: bool | None = None) -> dict[str, float]:
+def depth_metrics(
+    gt: np.ndarray, pred: np.ndarray, proto: str | Protocol = "kitti", median_scaling: bool | None = None
+) -> dict[str, float]:
     """Metrics of one image. `pred` (metres) is resized to the ground truth's size if needed."""
     proto = protocol(proto)
     gt = np.asarray(gt, dtype=np.float64)

@@ -30,7 +30,11 @@ def card_yaml(manifest: dict[str, Any], schema: SampleSchema, tasks: Sequence[st
             entry = manifest["splits"][path]
             split_dict.add(datasets.SplitInfo(name=split, num_bytes=entry["num_bytes"], num_examples=entry["num_samples"]))
         configs.append(
-            {"config_name": config, **({"default": True} if index == 0 else {}), "data_files": [{"split": split, "path": f"{path}/*.tar"} for split, path in splits]}
+            {
+                "config_name": config,
+                **({"default": True} if index == 0 else {}),
+                "data_files": [{"split": split, "path": f"{path}/*.tar"} for split, path in splits],
+            }
         )
         infos.append({"config_name": config, **datasets.DatasetInfo(features=features, splits=split_dict)._to_yaml_dict()})
     return {
@@ -43,8 +47,13 @@ def card_yaml(manifest: dict[str, Any], schema: SampleSchema, tasks: Sequence[st
     }
 
 
-def card_text(manifest: dict[str, Any], schema: SampleSchema, summary: dict[str, Any] | None = None, sections: Sequence[str] = (),
-              tasks: Sequence[str] = ()) -> str:
+def card_text(
+    manifest: dict[str, Any],
+    schema: SampleSchema,
+    summary: dict[str, Any] | None = None,
+    sections: Sequence[str] = (),
+    tasks: Sequence[str] = (),
+) -> str:
     """The whole card; `sections` are the family's extra lines for "How it was built", `tasks` its Hub task categories."""
     header = yaml.safe_dump(card_yaml(manifest, schema, tasks), sort_keys=False, allow_unicode=True)
     splits = "\n".join(
@@ -58,7 +67,9 @@ def card_text(manifest: dict[str, Any], schema: SampleSchema, summary: dict[str,
     catalog = manifest.get("catalog", {})
     sources = ", ".join(f"`{k}` = `{v}`" for k, v in catalog.get("sources", {}).items()) or "none (generated)"
     depth_members = [f"`{m}` ({field_kind(k).description})" for m, k in manifest["fields"].items() if k.startswith("depth")]
-    depth = "; ".join(depth_members) + (f", {manifest['depth_source']}" if manifest.get("depth_source") else "") if depth_members else "none"
+    depth = (
+        "; ".join(depth_members) + (f", {manifest['depth_source']}" if manifest.get("depth_source") else "") if depth_members else "none"
+    )
     family_lines = "".join(f"{line}\n" for line in sections)
     first_split = next(iter(manifest["splits"]))
     last_shard = max(len(manifest["splits"][first_split]["shards"]) - 1, 0)
@@ -68,15 +79,15 @@ def card_text(manifest: dict[str, Any], schema: SampleSchema, summary: dict[str,
     return f"""---
 {header}---
 
-# {manifest['name']} {manifest['version']}
+# {manifest["name"]} {manifest["version"]}
 
-{manifest['description'].strip() or 'A dataengine release.'}
+{manifest["description"].strip() or "A dataengine release."}
 
 ## How it was built
 
-- builder: `{manifest['builder']}` (sample kind `{manifest['sample_kind']}`, schema in `schema.json`)
-- seed: {manifest['seed']}; catalog sha256: `{manifest['catalog_sha256']}`
-- overrides: {', '.join(f'`{o}`' for o in manifest['overrides']) or 'none'}; limit: {manifest['limit'] or 'none'}
+- builder: `{manifest["builder"]}` (sample kind `{manifest["sample_kind"]}`, schema in `schema.json`)
+- seed: {manifest["seed"]}; catalog sha256: `{manifest["catalog_sha256"]}`
+- overrides: {", ".join(f"`{o}`" for o in manifest["overrides"]) or "none"}; limit: {manifest["limit"] or "none"}
 - sources: {sources}
 - depth: {depth}
 {family_lines}- packages: {packages}
@@ -92,7 +103,7 @@ The full resolved catalog is in `manifest.json`; the same catalog and seed rebui
 Members of every sample:
 {fields}
 
-Rejected samples: {rejects['total']} (reasons in `rejects.jsonl`)
+Rejected samples: {rejects["total"]} (reasons in `rejects.jsonl`)
 {reject_lines}
 {_summary_section(summary)}
 ## Loading
@@ -110,7 +121,7 @@ ds = datasets.load_dataset("<release dir>", {hf_args})
 
 ```python
 import webdataset as wds
-ds = wds.WebDataset("<release dir>/{first_split}/{manifest['name']}-{{000000..{last_shard:06d}}}.tar", shardshuffle=False)
+ds = wds.WebDataset("<release dir>/{first_split}/{manifest["name"]}-{{000000..{last_shard:06d}}}.tar", shardshuffle=False)
 ```
 """
 

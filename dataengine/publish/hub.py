@@ -57,7 +57,11 @@ def publish(release: str | Path, repo_id: str, revision: str | None = None, priv
     if revision:
         api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
     api.upload_large_folder(
-        repo_id=repo_id, folder_path=str(release), repo_type="dataset", revision=revision, private=private,
+        repo_id=repo_id,
+        folder_path=str(release),
+        repo_type="dataset",
+        revision=revision,
+        private=private,
         ignore_patterns=[f"{name}/**" for name in IGNORED],
     )
     return plan

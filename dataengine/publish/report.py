@@ -123,25 +123,30 @@ def write_report(release: str | Path) -> Path:
         ("Depth", depth_histogram(source, out)),
         ("Samples per split", bars({s: e["num_samples"] for s, e in manifest["splits"].items()}, "samples per split", out / "splits.png")),
         ("Questions per category", bars(dict(categories), "questions per category", out / "categories.png")),
-        ("Rejects", bars(manifest["rejects"]["by_reason"], f"{manifest['rejects']['total']} rejected samples by reason", out / "rejects.png")),
+        (
+            "Rejects",
+            bars(manifest["rejects"]["by_reason"], f"{manifest['rejects']['total']} rejected samples by reason", out / "rejects.png"),
+        ),
     ]
     sections = "\n".join(
-        f'<section><h2>{html.escape(title)}</h2><img src="{REPORT_DIR}/{name}" alt="{html.escape(title)}"></section>' for title, name in figures if name
+        f'<section><h2>{html.escape(title)}</h2><img src="{REPORT_DIR}/{name}" alt="{html.escape(title)}"></section>'
+        for title, name in figures
+        if name
     )
     validation = release / "validation.json"
     if validation.exists():
         sections += f"<section><h2>Validation</h2><pre>{html.escape(validation.read_text())}</pre></section>"
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(manifest['name'])} {html.escape(manifest['version'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(manifest["name"])} {html.escape(manifest["version"])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} img{{max-width:100%;border:1px solid #ddd}} td,th{{padding:2px 10px;text-align:left}}</style>
 </head><body>
-<h1>{html.escape(manifest['name'])} {html.escape(manifest['version'])}</h1>
-<p>{html.escape(manifest.get('description', ''))}</p>
-<table><tr><th>builder</th><td>{html.escape(manifest['builder'])}</td></tr>
-<tr><th>seed</th><td>{manifest['seed']}</td></tr>
-<tr><th>catalog sha256</th><td><code>{manifest['catalog_sha256']}</code></td></tr>
-<tr><th>samples</th><td>{sum(e['num_samples'] for e in manifest['splits'].values())}</td></tr>
-<tr><th>rejects</th><td>{manifest['rejects']['total']}</td></tr></table>
+<h1>{html.escape(manifest["name"])} {html.escape(manifest["version"])}</h1>
+<p>{html.escape(manifest.get("description", ""))}</p>
+<table><tr><th>builder</th><td>{html.escape(manifest["builder"])}</td></tr>
+<tr><th>seed</th><td>{manifest["seed"]}</td></tr>
+<tr><th>catalog sha256</th><td><code>{manifest["catalog_sha256"]}</code></td></tr>
+<tr><th>samples</th><td>{sum(e["num_samples"] for e in manifest["splits"].values())}</td></tr>
+<tr><th>rejects</th><td>{manifest["rejects"]["total"]}</td></tr></table>
 {sections}
 </body></html>
 """

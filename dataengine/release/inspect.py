@@ -58,7 +58,10 @@ def summarize_shard(path: str | Path) -> dict[str, Any]:
         "samples": len(keys),
         "first_keys": keys[:3],
         "last_key": keys[-1] if keys else None,
-        "members": {name: {"count": counts[name], "mean_bytes": int(np.mean(sizes[name])), "total_bytes": int(np.sum(sizes[name]))} for name in sorted(counts)},
+        "members": {
+            name: {"count": counts[name], "mean_bytes": int(np.mean(sizes[name])), "total_bytes": int(np.sum(sizes[name]))}
+            for name in sorted(counts)
+        },
         "first_sample": first,
     }
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dataengine.core.rejects import POLICIES
 from dataengine.core.rng import sample_rng
 from dataengine.io.tar import ShardError, read_samples
 from dataengine.release.reader import Release, decode_sample
@@ -51,8 +52,8 @@ class ReleaseDataset(_Base):
         world_size: int | None = None,
         float_images: bool = False,
     ):
-        if errors not in ("raise", "skip"):
-            raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+        if errors not in POLICIES:
+            raise ValueError(f"errors must be one of {', '.join(POLICIES)}, got {errors!r}")
         decode = "numpy" if decode is True else (None if decode is False else decode)
         if decode not in ("numpy", "torch", None):
             raise ValueError(f"decode must be 'numpy', 'torch' or None (raw bytes), got {decode!r}")

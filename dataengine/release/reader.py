@@ -61,15 +61,25 @@ class Manifest:
     def parse(cls, document: Any, where: str = MANIFEST) -> Manifest:
         try:
             splits = {
-                name: SplitEntry(int(entry["num_samples"]), int(entry["num_bytes"]), tuple(
-                    ShardEntry(str(s["path"]), int(s["num_samples"]), int(s["num_bytes"]), str(s["sha256"])) for s in entry["shards"]
-                ))
+                name: SplitEntry(
+                    int(entry["num_samples"]),
+                    int(entry["num_bytes"]),
+                    tuple(
+                        ShardEntry(str(s["path"]), int(s["num_samples"]), int(s["num_bytes"]), str(s["sha256"])) for s in entry["shards"]
+                    ),
+                )
                 for name, entry in document["splits"].items()
             }
             return cls(
-                name=str(document["name"]), version=str(document["version"]), builder=str(document["builder"]),
-                sample_kind=str(document["sample_kind"]), seed=int(document["seed"]), catalog_sha256=str(document["catalog_sha256"]),
-                fields=dict(document["fields"]), splits=splits, rejects_total=int(document.get("rejects", {}).get("total", 0)),
+                name=str(document["name"]),
+                version=str(document["version"]),
+                builder=str(document["builder"]),
+                sample_kind=str(document["sample_kind"]),
+                seed=int(document["seed"]),
+                catalog_sha256=str(document["catalog_sha256"]),
+                fields=dict(document["fields"]),
+                splits=splits,
+                rejects_total=int(document.get("rejects", {}).get("total", 0)),
                 document=document,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -130,8 +140,10 @@ class Release:
             with fsspec.open(f"{root}/{MANIFEST}", "rt", encoding="utf-8") as handle:
                 document = json.load(handle)
         except FileNotFoundError:
-            raise ReleaseError(f"{root} is not a dataengine release (no {MANIFEST}); build one with `dataengine build`, "
-                               "or finish an interrupted build by rerunning it") from None
+            raise ReleaseError(
+                f"{root} is not a dataengine release (no {MANIFEST}); build one with `dataengine build`, "
+                "or finish an interrupted build by rerunning it"
+            ) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ReleaseError(f"{root}/{MANIFEST} is not valid JSON ({exc}); rebuild the release") from None
         return cls(root, Manifest.parse(document, f"{root}/{MANIFEST}"))

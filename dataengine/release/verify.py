@@ -54,7 +54,9 @@ def verify_release(release: str | Path, decode: bool = True) -> list[Problem]:
     return problems
 
 
-def _verify_shard(root: Path, shard: ShardEntry, fields: dict[str, str], schema: SampleSchema | None, keys_seen: dict[str, str], decode: bool) -> list[Problem]:
+def _verify_shard(
+    root: Path, shard: ShardEntry, fields: dict[str, str], schema: SampleSchema | None, keys_seen: dict[str, str], decode: bool
+) -> list[Problem]:
     where = shard.path
     path = root / where
     if not path.exists():

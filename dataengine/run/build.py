@@ -19,6 +19,7 @@ from typing import Any
 
 from dataengine.core.builder import create_builder
 from dataengine.core.catalog import BuildSpec, Partition
+from dataengine.core.rejects import POLICIES, ErrorPolicy
 from dataengine.core.schema import SampleSchema
 from dataengine.io.atomic import PARTIAL_SUFFIX, write_json_atomic
 from dataengine.run.executor import DaskExecutor, Executor, Progress, create_executor
@@ -103,6 +104,7 @@ def build(
     scheduler: str | None = None,
     force: bool = False,
     retries: int = 2,
+    errors: ErrorPolicy = "skip",
     progress: bool = True,
     processes: bool = True,
     echo: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
@@ -113,6 +115,8 @@ def build(
     `workers` local worker processes (threads when `processes=False`, for builders defined in the
     calling process), or an existing cluster at `scheduler`.
     """
+    if errors not in POLICIES:
+        raise BuildError(f"errors={errors!r}: give one of {', '.join(POLICIES)}")
     started = time.perf_counter()
     out = Path(out).resolve()
     builder = create_builder(spec.builder)
@@ -141,7 +145,9 @@ def build(
     done = {path.stem for path in (work / DONE_DIR).glob("*.json")}
     pending = [p for p in partitions if p.id not in done]
     if done:
-        echo(f"resuming: {len(partitions) - len(pending)} of {len(partitions)} partitions already done, {removed} stale temporary files removed")
+        echo(
+            f"resuming: {len(partitions) - len(pending)} of {len(partitions)} partitions already done, {removed} stale temporary files removed"
+        )
 
     failures: list[tuple[str, str]] = []
     run_seconds = 0.0
@@ -152,7 +158,7 @@ def build(
         except (ConnectionError, ValueError) as exc:
             raise BuildError(str(exc)) from None
         try:
-            failures = _run_partitions(spec, partitions, pending, work, executor, retries, progress, echo)
+            failures = _run_partitions(spec, partitions, pending, work, executor, retries, progress, echo, errors)
         finally:
             executor.close()
         run_seconds = time.perf_counter() - t0
@@ -179,6 +185,7 @@ def _run_partitions(
     retries: int,
     progress: bool,
     echo: Callable[[str], None],
+    errors: ErrorPolicy,
 ) -> list[tuple[str, str]]:
     """Run the pending partitions on the executor; returns (partition id, error) of those that failed."""
     if isinstance(executor, DaskExecutor):
@@ -186,7 +193,7 @@ def _run_partitions(
     total = sum(len(p.items) for p in partitions)
     bar = Progress(total, "sample", initial=total - sum(len(p.items) for p in pending), enabled=progress)
     failures: list[tuple[str, str]] = []
-    task = partial(run_partition, spec, work_dir=str(work))
+    task = partial(run_partition, spec, work_dir=str(work), errors=errors)
     try:
         for outcome in executor.run(task, pending, name=lambda part: f"partition-{spec.sha256[:10]}-{part.id}", retries=retries):
             if outcome.error is not None:

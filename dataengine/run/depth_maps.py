@@ -89,8 +89,16 @@ def list_inputs(images_dir: Path, kind: str) -> list[str]:
     return [p.relative_to(images_dir).as_posix() for p in inputs]
 
 
-def depth_folder(images_dir: str | Path, out_dir: str | Path, source: str, device: str | None = None, batch_size: int = 4,
-                 progress: bool = True, workers: int | None = None, scheduler: str | None = None) -> dict[str, Any]:
+def depth_folder(
+    images_dir: str | Path,
+    out_dir: str | Path,
+    source: str,
+    device: str | None = None,
+    batch_size: int = 4,
+    progress: bool = True,
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> dict[str, Any]:
     """Write the depth of every input; returns counts (written, skipped, rejected, clipped pixels).
 
     `workers=0` runs in this process (one model load; the natural choice for a single GPU).
@@ -113,7 +121,9 @@ def depth_folder(images_dir: str | Path, out_dir: str | Path, source: str, devic
     bar = Progress(len(todo), "img", enabled=progress)
     executor = create_executor(workers, scheduler) if batches else None
     try:
-        for outcome in executor.run(partial(depth_batch, job), batches, name=lambda batch: f"depth-{batch[0]}", retries=1) if executor else ():
+        for outcome in (
+            executor.run(partial(depth_batch, job), batches, name=lambda batch: f"depth-{batch[0]}", retries=1) if executor else ()
+        ):
             if outcome.error is not None:
                 raise RuntimeError(f"depth of {', '.join(outcome.task)} failed: {outcome.error}")
             report["written"] += outcome.result["written"]

@@ -95,8 +95,10 @@ class DaskExecutor:
             try:
                 self.client = Client(scheduler, timeout=connect_timeout)
             except (OSError, TimeoutError) as exc:
-                raise ConnectionError(f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:.0f} s ({exc}); "
-                                      "check the address and that `dask scheduler` runs there") from None
+                raise ConnectionError(
+                    f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:.0f} s ({exc}); "
+                    "check the address and that `dask scheduler` runs there"
+                ) from None
             self.description = f"Dask scheduler {scheduler}"
         else:
             workers = workers or os.cpu_count() or 1

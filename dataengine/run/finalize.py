@@ -51,7 +51,13 @@ SideFile = Callable[[Path, dict[str, Any], SampleSchema, dict[str, Any], Builder
 
 
 def finalize_release(
-    out: Path, work: Path, spec: BuildSpec, builder: Builder, partitions: list[Partition], timings: dict[str, float], started: float,
+    out: Path,
+    work: Path,
+    spec: BuildSpec,
+    builder: Builder,
+    partitions: list[Partition],
+    timings: dict[str, float],
+    started: float,
     side_files: Sequence[SideFile] = (),
 ) -> dict[str, Any]:
     """Move part shards to their final names (idempotent) and write every side file.
@@ -129,7 +135,9 @@ def _check_unique_keys(records: list[dict[str, Any]]) -> None:
     for record in records:
         for key in record["keys"]:
             if key in owner:
-                raise FinalizeError(f"sample key {key!r} is produced by partitions {owner[key]} and {record['partition']}; keys must be unique across the release")
+                raise FinalizeError(
+                    f"sample key {key!r} is produced by partitions {owner[key]} and {record['partition']}; keys must be unique across the release"
+                )
             owner[key] = record["partition"]
 
 
@@ -148,7 +156,9 @@ def _write_consumer_indexes(out: Path, spec: BuildSpec, splits: dict[str, dict[s
     write_text_atomic(out / "_info.json", json.dumps(info, indent=1) + "\n")
 
 
-def _stats(records: list[dict[str, Any]], builder: Builder, timings: dict[str, float], finalize_seconds: float, started: float) -> dict[str, Any]:
+def _stats(
+    records: list[dict[str, Any]], builder: Builder, timings: dict[str, float], finalize_seconds: float, started: float
+) -> dict[str, Any]:
     counters: Counter = Counter()
     worker_seconds: defaultdict = defaultdict(float)
     for record in records:

@@ -14,6 +14,7 @@ from typing import Any
 from dataengine.core.builder import Builder, Context, create_builder
 from dataengine.core.catalog import BuildSpec, Partition
 from dataengine.core.fields import encode_json
+from dataengine.core.rejects import ErrorPolicy, RejectSink
 from dataengine.core.schema import SampleSchema, SchemaError
 from dataengine.io.atomic import PARTIAL_SUFFIX, write_json_atomic
 from dataengine.io.tar import ShardError, ShardWriter, check_key
@@ -56,15 +57,19 @@ def prepare_sample(sample: dict[str, Any], fields: dict[str, str], schema: Sampl
     return key, members
 
 
-def run_partition(spec: BuildSpec, part: Partition, work_dir: str) -> dict[str, Any]:
-    """Process and write one partition; returns a small summary for the client's progress bar."""
+def run_partition(spec: BuildSpec, part: Partition, work_dir: str, errors: ErrorPolicy = "skip") -> dict[str, Any]:
+    """Process and write one partition; returns a small summary for the client's progress bar.
+
+    `errors="raise"` lets the first bad item or sample fail the partition with its traceback
+    (debugging a builder); the default records it in rejects.jsonl and goes on.
+    """
     started = time.perf_counter()
     work = Path(work_dir)
     clear_partition(work, part.id)
     builder = cached_builder(spec.builder)
     schema = cached_schema(builder.sample_kind)
     fields = builder.fields(spec)
-    ctx = Context(spec, part)
+    ctx = Context(spec, part, sink=RejectSink(policy=errors))
     shards: list[dict[str, Any]] = []
     keys: list[str] = []
     seen: set[str] = set()
@@ -75,6 +80,8 @@ def run_partition(spec: BuildSpec, part: Partition, work_dir: str) -> dict[str, 
             try:
                 key, members = prepare_sample(sample, fields, schema, seen)
             except (SchemaError, ShardError, TypeError, ValueError) as exc:
+                if errors == "raise":
+                    raise
                 ctx.reject(key=str(sample.get("__key__")), source=str(sample.get("__source__", "")), code="schema", reason=str(exc))
                 ctx.timings["validate"] += time.perf_counter() - t0
                 continue

@@ -76,7 +76,18 @@ def assert_same_distribution(ours: np.ndarray, theirs: np.ndarray, label: str, a
         assert abs(a.mean() - b.mean()) <= 4 * se + floor, f"{label} {stat}: ours {a.mean():.3f} vs reference {b.mean():.3f} (se {se:.3f})"
 
 
-STOCHASTIC = ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "motion_blur", "snow", "frost", "fog", "spatter", "elastic_transform"]
+STOCHASTIC = [
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "speckle_noise",
+    "motion_blur",
+    "snow",
+    "frost",
+    "fog",
+    "spatter",
+    "elastic_transform",
+]
 
 
 @pytest.mark.parametrize("name", STOCHASTIC)

@@ -11,9 +11,24 @@ ALL = sorted(REGISTRY)
 def test_sets_follow_the_spec():
     kitti = names("kitti-c")
     assert kitti == [
-        "brightness", "dark", "fog", "frost", "snow", "contrast",
-        "defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "elastic_transform", "color_quant",
-        "gaussian_noise", "impulse_noise", "shot_noise", "iso_noise", "pixelate", "jpeg_compression",
+        "brightness",
+        "dark",
+        "fog",
+        "frost",
+        "snow",
+        "contrast",
+        "defocus_blur",
+        "glass_blur",
+        "motion_blur",
+        "zoom_blur",
+        "elastic_transform",
+        "color_quant",
+        "gaussian_noise",
+        "impulse_noise",
+        "shot_noise",
+        "iso_noise",
+        "pixelate",
+        "jpeg_compression",
     ]
     assert names("nyu-c") == [n for n in kitti if n not in ("fog", "frost", "snow")] and len(names("nyu-c")) == 15
     assert len(names("imagenet-c")) == 19 and names("imagenet-c")[-4:] == ["speckle_noise", "gaussian_blur", "spatter", "saturate"]

@@ -46,7 +46,11 @@ def test_bad_arguments_fail_fast(tmp_path):
     result = CliRunner().invoke(cli, ["build", catalog, "--workers", "2", "--scheduler", "tcp://h:8786"])
     assert result.exit_code == 2 and "exclude each other" in result.output
     result = CliRunner().invoke(cli, ["build", "no-such-catalog"])
-    assert result.exit_code == 2 and "shipped catalogs: demo, demo-ssr, demo-ssr-real, demo-vqa, kitti-c, nyu-c, scenes, scenes-c, ssr-cot, ssr-cot-scenes, vqa-knowledge" in result.output
+    assert (
+        result.exit_code == 2
+        and "shipped catalogs: demo, demo-ssr, demo-ssr-real, demo-vqa, kitti-c, nyu-c, scenes, scenes-c, ssr-cot, ssr-cot-scenes, vqa-knowledge"
+        in result.output
+    )
 
 
 def test_verify_exits_1_naming_problems(tmp_path, tiny_release):

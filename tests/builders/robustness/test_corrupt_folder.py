@@ -6,7 +6,7 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
-from builders.robustness.corrupt_folder import corrupted_output
+from builders.robustness.recipe import corrupted_output
 from dataengine.cli import cli
 from tests.corruptions.conftest import photo
 
@@ -22,12 +22,27 @@ def make_folder(root):
 def test_corrupt_folder_layout_regeneration_and_resume(tmp_path):
     source, out = tmp_path / "in", tmp_path / "out"
     make_folder(source)
-    args = ["corrupt", str(source), str(out), "--names", "gaussian_noise,pixelate", "--severities", "1-2", "--seed", "42", "--workers", "2", "--no-progress"]
+    args = [
+        "corrupt",
+        str(source),
+        str(out),
+        "--names",
+        "gaussian_noise,pixelate",
+        "--severities",
+        "1-2",
+        "--seed",
+        "42",
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1  # one unreadable input: reported, the rest written
     assert "3 images: 8 outputs written" in result.output
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
-    assert written == sorted(f"{n}/{s}/{r}" for n in ("gaussian_noise", "pixelate") for s in (1, 2) for r in ("0000000002.png", "drive/image_02/0000000001.png"))
+    assert written == sorted(
+        f"{n}/{s}/{r}" for n in ("gaussian_noise", "pixelate") for s in (1, 2) for r in ("0000000002.png", "drive/image_02/0000000001.png")
+    )
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
     assert [r["key"] for r in rejects] == ["broken.png"]
 
@@ -56,7 +71,9 @@ def test_gallery_draws_a_labelled_grid(tmp_path):
     image = tmp_path / "photo.png"
     Image.fromarray(photo("coffee", (128, 64))).save(image)
     output = tmp_path / "grid.png"
-    result = CliRunner().invoke(cli, ["gallery", str(image), "-o", str(output), "--names", "nyu-c", "--severities", "1-4", "--tile-width", "64"])
+    result = CliRunner().invoke(
+        cli, ["gallery", str(image), "-o", str(output), "--names", "nyu-c", "--severities", "1-4", "--tile-width", "64"]
+    )
     assert result.exit_code == 0, result.output
     grid = np.asarray(Image.open(output))
     assert grid.shape == (24 + 15 * 32, 150 + 5 * 64, 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import shutil
 from pathlib import Path
 
@@ -84,7 +85,11 @@ def test_every_image_regenerates_alone_and_depth_is_untouched(kitti_release, kit
         record = sample["json"]
         source = np.asarray(Image.open(kitti.root / record["frame"]))
         resized = np.asarray(Image.fromarray(source).resize((640, 192), Image.Resampling.LANCZOS))
-        regenerated = corrupt(resized, "glass_blur", 3, seed=sample_rng(5, record["frame"], "glass_blur/3"))
+        # The recorded recipe names the generator as a user reaches it: `dataengine.rng.sample_rng`.
+        assert record["rng"] == "dataengine.rng.sample_rng(seed, frame, '<corruption>/<severity>')"
+        generator = operator.attrgetter(record["rng"].split("(")[0].removeprefix("dataengine."))(dataengine)
+        assert generator is sample_rng
+        regenerated = corrupt(resized, "glass_blur", 3, seed=generator(5, record["frame"], "glass_blur/3"))
         assert np.array_equal(sample["rgb.png"], regenerated)
         gt = np.asarray(Image.open(kitti.gt_root / record["frame"])).astype(np.float32) / 256
         assert sample["depth.png"].shape == (375, 1242)
@@ -160,8 +165,20 @@ def test_bad_inputs_become_rejects(tmp_path, kitti):
     gt_wrong = root / "gt_depth" / lines[2]
     Image.fromarray(np.zeros((370, 1226), np.uint16)).save(gt_wrong)
     split = root / "split.txt"
-    split.write_text("\n".join(lines + ["kitti_data/2011_09_26/2011_09_26_drive_0099_sync/image_02/data/0000000001.png", "not a valid line at all"]) + "\n")
-    spec = load_catalog(catalog(tmp_path, "kitti_c", {"root": root, "split_file": split, "gt_root": root / "gt_depth"}, corruptions=["pixelate"], severities=[2], clean=False))
+    split.write_text(
+        "\n".join(lines + ["kitti_data/2011_09_26/2011_09_26_drive_0099_sync/image_02/data/0000000001.png", "not a valid line at all"])
+        + "\n"
+    )
+    spec = load_catalog(
+        catalog(
+            tmp_path,
+            "kitti_c",
+            {"root": root, "split_file": split, "gt_root": root / "gt_depth"},
+            corruptions=["pixelate"],
+            severities=[2],
+            clean=False,
+        )
+    )
     result = build(spec, tmp_path / "out", workers=1, progress=False)
     assert result.status == "built"
     assert result.manifest["splits"]["pixelate/severity_2"]["num_samples"] == 2
@@ -173,7 +190,16 @@ def test_bad_inputs_become_rejects(tmp_path, kitti):
 
 
 def test_npz_ground_truth_and_its_checks(tmp_path, kitti):
-    spec = load_catalog(catalog(tmp_path, "kitti_c", {"root": kitti.root, "split_file": kitti.split_file, "gt_depths": kitti.gt_depths}, corruptions=["contrast"], severities=[1], clean=False))
+    spec = load_catalog(
+        catalog(
+            tmp_path,
+            "kitti_c",
+            {"root": kitti.root, "split_file": kitti.split_file, "gt_depths": kitti.gt_depths},
+            corruptions=["contrast"],
+            severities=[1],
+            clean=False,
+        )
+    )
     result = build(spec, tmp_path / "ok", workers=1, progress=False)
     sample = next(iter(dataengine.load(tmp_path / "ok", config="contrast", split="severity_1")))
     with np.load(kitti.gt_depths) as archive:
@@ -186,7 +212,16 @@ def test_npz_ground_truth_and_its_checks(tmp_path, kitti):
         data = archive["data"].copy()
     data[0, 200, 200] = np.nan
     np.savez(nan_gt, data=data)
-    spec = load_catalog(catalog(tmp_path, "kitti_c", {"root": kitti.root, "split_file": kitti.split_file, "gt_depths": nan_gt}, corruptions=["contrast"], severities=[1], clean=False))
+    spec = load_catalog(
+        catalog(
+            tmp_path,
+            "kitti_c",
+            {"root": kitti.root, "split_file": kitti.split_file, "gt_depths": nan_gt},
+            corruptions=["contrast"],
+            severities=[1],
+            clean=False,
+        )
+    )
     build(spec, tmp_path / "nan", workers=1, progress=False)
     rejects = (tmp_path / "nan" / "rejects.jsonl").read_text()
     assert "holds NaN" in rejects and rejects.count("\n") == 1
@@ -213,7 +248,9 @@ def test_nyu_c_on_the_bts_layout(tmp_path):
 
 
 def test_depth_c_of_a_scenes_release(tmp_path, tiny_release):
-    spec = load_catalog(catalog(tmp_path, "depth_c", {"release": tiny_release}, corruptions=["pixelate"], severities=[2], source_split="validation"))
+    spec = load_catalog(
+        catalog(tmp_path, "depth_c", {"release": tiny_release}, corruptions=["pixelate"], severities=[2], source_split="validation")
+    )
     result = build(spec, tmp_path / "out", workers=1, progress=False)
     assert result.manifest["splits"]["pixelate/severity_2"]["num_samples"] == 6
     source = {s["__key__"]: s for s in dataengine.load(tiny_release, split="validation")}
@@ -236,7 +273,9 @@ def test_report_draws_the_corruption_grid(tmp_path, kitti_release):
 
 def test_depth_c_of_a_kitti_c_release_keeps_its_depth_code(tmp_path, kitti_release):
     """KITTI's 1/256 m ground truth (`depth_kitti`) is accepted and kept, not re-coded to millimetres."""
-    spec = load_catalog(catalog(tmp_path, "depth_c", {"release": kitti_release}, corruptions=["pixelate"], severities=[1], source_split="clean/test"))
+    spec = load_catalog(
+        catalog(tmp_path, "depth_c", {"release": kitti_release}, corruptions=["pixelate"], severities=[1], source_split="clean/test")
+    )
     result = build(spec, tmp_path / "out", workers=0, progress=False)
     assert result.manifest["fields"]["depth.png"] == "depth_kitti"
     source = {s["__key__"]: s for s in dataengine.load(kitti_release, config="clean", split="test")}

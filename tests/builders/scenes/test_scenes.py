@@ -22,7 +22,11 @@ def backproject(camera: Camera, depth: np.ndarray, rows: np.ndarray, cols: np.nd
     cam = np.stack([z * (cols - camera.cx) / camera.fx, z * (rows - camera.cy) / camera.fy, z], axis=1)
     pitch = math.radians(camera.pitch_deg)
     # camera axes expressed in the world: x right, y down-and-forward, z forward-and-down
-    right, down, forward = np.array([1, 0, 0]), np.array([0, -math.cos(pitch), -math.sin(pitch)]), np.array([0, -math.sin(pitch), math.cos(pitch)])
+    right, down, forward = (
+        np.array([1, 0, 0]),
+        np.array([0, -math.cos(pitch), -math.sin(pitch)]),
+        np.array([0, -math.sin(pitch), math.cos(pitch)]),
+    )
     return np.array([0, camera.height_m, 0]) + cam[:, :1] * right + cam[:, 1:2] * down + cam[:, 2:3] * forward
 
 
@@ -119,7 +123,9 @@ def test_boxes_agree_with_mask_and_projected_geometry(seed, tmp_path):
 
 
 def write_catalog_for_geometry(directory, seed: int):
-    return write_catalog(directory, seed=seed, params={"width": 320, "height": 240, "objects": [3, 6]}, splits={"train": {"num_samples": 3}})
+    return write_catalog(
+        directory, seed=seed, params={"width": 320, "height": 240, "objects": [3, 6]}, splits={"train": {"num_samples": 3}}
+    )
 
 
 def sampled_amodal_box(shape: Shape, camera: Camera) -> list[float]:
@@ -142,7 +148,12 @@ def sampled_amodal_box(shape: Shape, camera: Camera) -> list[float]:
         local = local @ rot.T
     uv = camera.project(camera.to_camera(local + np.asarray(shape.center)))
     lo, hi = uv.min(0) + 0.5, uv.max(0) + 0.5
-    return [float(np.clip(lo[0], 0, camera.width)), float(np.clip(lo[1], 0, camera.height)), float(np.clip(hi[0], 0, camera.width)), float(np.clip(hi[1], 0, camera.height))]
+    return [
+        float(np.clip(lo[0], 0, camera.width)),
+        float(np.clip(lo[1], 0, camera.height)),
+        float(np.clip(hi[0], 0, camera.width)),
+        float(np.clip(hi[1], 0, camera.height)),
+    ]
 
 
 def test_same_key_same_bytes_and_keys_differ(tmp_path):

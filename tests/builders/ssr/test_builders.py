@@ -23,8 +23,17 @@ from dataengine.release.verify import verify_release
 
 
 def _catalog(directory, builder, params, splits, sources=None, name="ssr"):
-    document = {"name": name, "version": "0.0.1", "builder": builder, "description": "test", "license": "cc-by-4.0", "seed": 5,
-                "params": params, "splits": splits, "shards": {"max_samples": 8, "max_bytes": "64MB"}}
+    document = {
+        "name": name,
+        "version": "0.0.1",
+        "builder": builder,
+        "description": "test",
+        "license": "cc-by-4.0",
+        "seed": 5,
+        "params": params,
+        "splits": splits,
+        "shards": {"max_samples": 8, "max_bytes": "64MB"},
+    }
     if sources:
         document["sources"] = sources
     path = directory / f"{name}.yaml"
@@ -39,8 +48,12 @@ def _records(release, split="train"):
 @pytest.fixture(scope="module")
 def scenes_release(tmp_path_factory):
     directory = tmp_path_factory.mktemp("ssr-scenes")
-    spec = _catalog(directory, "ssr_cot_scenes", {"width": 320, "height": 240, "objects": [2, 4], "questions_per_scene": 3},
-                    {"train": {"num_samples": 24}})
+    spec = _catalog(
+        directory,
+        "ssr_cot_scenes",
+        {"width": 320, "height": 240, "objects": [2, 4], "questions_per_scene": 3},
+        {"train": {"num_samples": 24}},
+    )
     build(spec, directory / "release", workers=1, progress=False)
     return directory / "release"
 
@@ -72,10 +85,19 @@ def test_scenes_with_ground_truth_depth(scenes_release):
             assert abs(said - float(claim["value"])) <= 0.02 * float(claim["value"]) + 0.005
 
 
-@pytest.mark.parametrize("obj,expected", [
-    ({"category": "box", "size": [1.0, 2.0, 0.5], "yaw_deg": 0.0, "center_world": [0.0, 1.0, 10.0]}, (1.0, 2.0)),  # straight ahead: front face
-    ({"category": "sphere", "size": [1.0, 1.0, 1.0], "yaw_deg": 0.0, "center_world": [0.0, 1.6, 1e6]}, (1.0, 1.0)),  # far away: full diameter
-])
+@pytest.mark.parametrize(
+    "obj,expected",
+    [
+        (
+            {"category": "box", "size": [1.0, 2.0, 0.5], "yaw_deg": 0.0, "center_world": [0.0, 1.0, 10.0]},
+            (1.0, 2.0),
+        ),  # straight ahead: front face
+        (
+            {"category": "sphere", "size": [1.0, 1.0, 1.0], "yaw_deg": 0.0, "center_world": [0.0, 1.6, 1e6]},
+            (1.0, 1.0),
+        ),  # far away: full diameter
+    ],
+)
 def test_analytic_extent_closed_forms(obj, expected):
     width, height = analytic_extent(obj, camera_height_m=1.6)
     assert (width, height) == pytest.approx(expected, rel=1e-6)
@@ -93,8 +115,19 @@ def ssr_root(tmp_path_factory):
 
 
 def _real_spec(directory, root, depth_source, **extra):
-    sources = {"images": str(root / "images"), "visual_cot": str(root / "viscot.json"), "vocot": str(root / "vocot.json"), "llava_cot": str(root / "llava_cot.jsonl")}
-    return _catalog(directory, "ssr_cot", {"depth_source": depth_source, **extra}, {"train": {"inputs": ["visual_cot", "vocot", "llava_cot"]}}, {**sources, **extra.pop("sources", {})})
+    sources = {
+        "images": str(root / "images"),
+        "visual_cot": str(root / "viscot.json"),
+        "vocot": str(root / "vocot.json"),
+        "llava_cot": str(root / "llava_cot.jsonl"),
+    }
+    return _catalog(
+        directory,
+        "ssr_cot",
+        {"depth_source": depth_source, **extra},
+        {"train": {"inputs": ["visual_cot", "vocot", "llava_cot"]}},
+        {**sources, **extra.pop("sources", {})},
+    )
 
 
 def test_real_sources_with_stereo_depth(tmp_path, ssr_root):
@@ -144,7 +177,9 @@ def test_learned_depth_source_and_export(tmp_path, ssr_root):
     torch.manual_seed(0)
     config = model_config("test_resnet", input_size=[64, 96], max_depth=20.0, decoder_channels=8)
     checkpoint = save_depth_model(build_model(config), config, tmp_path / "tiny-depth")
-    build(_real_spec(tmp_path, ssr_root, f"model:{checkpoint}", device="cpu", batch_size=2), tmp_path / "release", workers=1, progress=False)
+    build(
+        _real_spec(tmp_path, ssr_root, f"model:{checkpoint}", device="cpu", batch_size=2), tmp_path / "release", workers=1, progress=False
+    )
     records = _records(tmp_path / "release")
     assert records and all(r["depth"]["source"] == "model:tiny-depth" for r in records)
     photo = next(r for r in records if r["source"]["id"] == "visual_cot:coffee-1")

@@ -58,7 +58,12 @@ def test_rationale_facts_parse_back_to_the_stored_values(seed):
     m = measure(depth, K, regions)
     rng = np.random.default_rng(seed)
     names = ["tall board", "small board"]
-    text = rationale.compose(["The boards stand in a yard."], rationale.fact_sentences(m, names, [("tall board", "small board")], rng, vertical=True), "the tall board", rng)
+    text = rationale.compose(
+        ["The boards stand in a yard."],
+        rationale.fact_sentences(m, names, [("tall board", "small board")], rng, vertical=True),
+        "the tall board",
+        rng,
+    )
     facts = m.as_facts()
     parsed = rationale.parse(text)
     objects = {f["name"]: f for f in parsed if f["kind"] == "object"}
@@ -141,10 +146,19 @@ def test_a_malformed_rewrite_reply_rejects_the_sample_not_the_partition(tmp_path
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _ChatServer.mode = "malformed"
     try:
-        document = {"name": "rw", "version": "0", "builder": "ssr_cot_scenes", "seed": 3,
-                    "params": {"width": 160, "height": 120, "questions_per_scene": 1,
-                               "rewrite": {"endpoint": f"http://127.0.0.1:{server.server_port}/v1", "model": "tiny"}},
-                    "splits": {"train": {"num_samples": 4}}}
+        document = {
+            "name": "rw",
+            "version": "0",
+            "builder": "ssr_cot_scenes",
+            "seed": 3,
+            "params": {
+                "width": 160,
+                "height": 120,
+                "questions_per_scene": 1,
+                "rewrite": {"endpoint": f"http://127.0.0.1:{server.server_port}/v1", "model": "tiny"},
+            },
+            "splits": {"train": {"num_samples": 4}},
+        }
         (tmp_path / "rw.yaml").write_text(yaml.safe_dump(document))
         result = build(load_catalog(tmp_path / "rw.yaml"), tmp_path / "out", workers=0, progress=False)
     finally:

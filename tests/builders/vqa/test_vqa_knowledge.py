@@ -27,10 +27,14 @@ def sources(tmp_path_factory):
 
 def catalog(directory: Path, sources, seed: int = 3, **params) -> Path:
     document = {
-        "name": "vqa", "version": "0.1.0", "builder": "vqa_knowledge", "seed": seed,
+        "name": "vqa",
+        "version": "0.1.0",
+        "builder": "vqa_knowledge",
+        "seed": seed,
         "params": {"cap_commonsense": 2, "cap_world_knowledge": 2, **params},
         "sources": {k: str(v) for k, v in sources.__dict__.items()},
-        "splits": {"eval": {}}, "shards": {"max_samples": 8},
+        "splits": {"eval": {}},
+        "shards": {"max_samples": 8},
     }
     path = directory / f"vqa-{seed}.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -61,7 +65,9 @@ def test_aokvqa_reader(sources):
 
 
 def test_infoseek_reader(sources):
-    rows, rejects = (f.collect() for f in read_infoseek(sources.infoseek, sources.infoseek_qtype, sources.infoseek_categories, sources.oven_root))
+    rows, rejects = (
+        f.collect() for f in read_infoseek(sources.infoseek, sources.infoseek_qtype, sources.infoseek_categories, sources.oven_root)
+    )
     reasons = dict(zip(rejects["key"], rejects["reason"]))
     assert reasons["infoseek-infoseek_val_00068870"] == "answer_eval missing or malformed"
     assert reasons["infoseek_val.jsonl:8"].startswith("line 8 is not valid JSON")

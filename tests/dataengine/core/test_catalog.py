@@ -115,9 +115,17 @@ def test_shipped_catalogs_are_valid(tmp_path, monkeypatch, tiny_release):
     vqa = write_vqa_sources(tmp_path / "vqa")
     write_ssr_sources(tmp_path / "ssr")
     variables = {
-        "KITTI_ROOT": kitti.root, "KITTI_SPLIT_FILE": kitti.split_file, "KITTI_GT_ROOT": kitti.gt_root, "NYU_ROOT": tmp_path / "nyu",
-        "SCENES_RELEASE": tiny_release, "VQA_ROOT": tmp_path / "vqa", "COCO_ROOT": vqa.coco_root, "OVEN_ROOT": vqa.oven_root,
-        "DEMO_VQA_ROOT": tmp_path / "vqa", "SSR_ROOT": tmp_path / "ssr", "DEMO_SSR_ROOT": tmp_path / "ssr",
+        "KITTI_ROOT": kitti.root,
+        "KITTI_SPLIT_FILE": kitti.split_file,
+        "KITTI_GT_ROOT": kitti.gt_root,
+        "NYU_ROOT": tmp_path / "nyu",
+        "SCENES_RELEASE": tiny_release,
+        "VQA_ROOT": tmp_path / "vqa",
+        "COCO_ROOT": vqa.coco_root,
+        "OVEN_ROOT": vqa.oven_root,
+        "DEMO_VQA_ROOT": tmp_path / "vqa",
+        "SSR_ROOT": tmp_path / "ssr",
+        "DEMO_SSR_ROOT": tmp_path / "ssr",
     }
     for name, value in variables.items():
         monkeypatch.setenv(name, str(value))

@@ -45,8 +45,15 @@ def test_distance_is_the_mean_of_directed_nearest_neighbour_distances():
 
 @pytest.mark.parametrize(
     "b_centre,left,above,hour",
-    [((2.0, 0.0, 5.0), True, False, 3), ((-2.0, 0.0, 5.0), False, False, 9), ((0.0, 0.0, 9.0), False, False, 12),
-     ((0.0, 0.0, 1.0), False, False, 6), ((1.0, 0.0, 6.732), True, False, 1), ((2.0, 0.0, 7.0), True, False, 2), ((0.0, -1.0, 5.0), False, True, 12)],
+    [
+        ((2.0, 0.0, 5.0), True, False, 3),
+        ((-2.0, 0.0, 5.0), False, False, 9),
+        ((0.0, 0.0, 9.0), False, False, 12),
+        ((0.0, 0.0, 1.0), False, False, 6),
+        ((1.0, 0.0, 6.732), True, False, 1),
+        ((2.0, 0.0, 7.0), True, False, 2),
+        ((0.0, -1.0, 5.0), False, True, 12),
+    ],
 )
 def test_relations(b_centre, left, above, hour):
     a = np.array([[0.0, 0.0, 5.0], [0.0, 0.2, 5.2]]) - np.array([0.0, 0.1, 0.1])

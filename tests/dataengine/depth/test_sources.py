@@ -25,7 +25,10 @@ def test_bad_specs_say_what_is_allowed(spec):
 
 def test_spec_kinds():
     assert parse_spec("gt") == ("gt", "")
-    assert parse_spec("model:depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf") == ("model", "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf")
+    assert parse_spec("model:depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf") == (
+        "model",
+        "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +72,25 @@ def test_timm_checkpoint_errors(tmp_path, timm_checkpoint):
 
 def _tiny_depth_anything(folder, kind="metric"):
     transformers = pytest.importorskip("transformers")
-    backbone = transformers.Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, patch_size=14,
-                                         image_size=98, out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False)
-    config = transformers.DepthAnythingConfig(backbone_config=backbone, neck_hidden_sizes=[16, 32, 32, 32], fusion_hidden_size=16, head_hidden_size=8,
-                                              reassemble_hidden_size=32, depth_estimation_type=kind, max_depth=20)
+    backbone = transformers.Dinov2Config(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        patch_size=14,
+        image_size=98,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+        reshape_hidden_states=False,
+    )
+    config = transformers.DepthAnythingConfig(
+        backbone_config=backbone,
+        neck_hidden_sizes=[16, 32, 32, 32],
+        fusion_hidden_size=16,
+        head_hidden_size=8,
+        reassemble_hidden_size=32,
+        depth_estimation_type=kind,
+        max_depth=20,
+    )
     torch.manual_seed(0)
     model = transformers.DepthAnythingForDepthEstimation(config).eval()
     processor = transformers.DPTImageProcessor(size={"height": 98, "width": 98}, keep_aspect_ratio=True, ensure_multiple_of=14)

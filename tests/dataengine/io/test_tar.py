@@ -41,7 +41,10 @@ def test_standard_readers_agree(tmp_path):
     samples = _samples(12)
     _write(tmp_path / "x.tar", samples)
     ours = list(read_samples(tmp_path / "x.tar"))
-    theirs = [(s["__key__"], {k: v for k, v in s.items() if not k.startswith("__")}) for s in wds.WebDataset(str(tmp_path / "x.tar"), shardshuffle=False)]
+    theirs = [
+        (s["__key__"], {k: v for k, v in s.items() if not k.startswith("__")})
+        for s in wds.WebDataset(str(tmp_path / "x.tar"), shardshuffle=False)
+    ]
     assert ours == theirs == samples
 
 
@@ -147,4 +150,6 @@ def test_member_offsets_locate_each_member(tmp_path):
     samples = _samples(6)
     _write(tmp_path / "x.tar", samples)
     located = member_offsets(tmp_path / "x.tar")
-    assert {key: {name: read_member(tmp_path / "x.tar", where) for name, where in members.items()} for key, members in located.items()} == dict(samples)
+    assert {
+        key: {name: read_member(tmp_path / "x.tar", where) for name, where in members.items()} for key, members in located.items()
+    } == dict(samples)

@@ -10,9 +10,20 @@ from dataengine.metrics.vqa_text import normalize_answer, normalize_column
 @pytest.mark.parametrize(
     "text,expected",
     [
-        ("Two", "2"), ("the Dog.", "dog"), ("a red-hat", "red hat"), ("3,000", "3000"), ("1.5 meters", "1.5 meters"),
-        ("dont know", "don't know"), ("Hello , world", "hello world"), ("U.S.A.", "usa"), ("(a) cat", "cat"),
-        (" ten\tcats ", "10 cats"), ("none", "0"), ("An apple", "apple"), ("Im", "im"), ("..5", ".5"),
+        ("Two", "2"),
+        ("the Dog.", "dog"),
+        ("a red-hat", "red hat"),
+        ("3,000", "3000"),
+        ("1.5 meters", "1.5 meters"),
+        ("dont know", "don't know"),
+        ("Hello , world", "hello world"),
+        ("U.S.A.", "usa"),
+        ("(a) cat", "cat"),
+        (" ten\tcats ", "10 cats"),
+        ("none", "0"),
+        ("An apple", "apple"),
+        ("Im", "im"),
+        ("..5", ".5"),
     ],
 )
 def test_normalisation_rules(text, expected):
@@ -20,7 +31,22 @@ def test_normalisation_rules(text, expected):
 
 
 def test_polars_normalisation_equals_python():
-    corpus = ["Two dogs!", "the U.S. flag", "3,5 kg-ish", "e.g. tea", "don't", "dont", "a..b", "x - y", "5.0.", "(none)", "it's 10 o'clock", "R&B", "what's up?", ""]
+    corpus = [
+        "Two dogs!",
+        "the U.S. flag",
+        "3,5 kg-ish",
+        "e.g. tea",
+        "don't",
+        "dont",
+        "a..b",
+        "x - y",
+        "5.0.",
+        "(none)",
+        "it's 10 o'clock",
+        "R&B",
+        "what's up?",
+        "",
+    ]
     frame = normalize_column(pl.LazyFrame({"a": corpus}), "a", "n").collect()
     assert frame["n"].to_list() == [normalize_answer(t) for t in corpus]
 

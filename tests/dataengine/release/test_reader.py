@@ -53,7 +53,9 @@ def test_not_a_release_and_broken_manifests_are_one_clear_error(tmp_path, tiny_r
 
 def test_configs_group_split_paths():
     assert configs_of(["clean/test", "fog/severity_1", "fog/severity_3"]) == {
-        "clean": [("test", "clean/test")], "fog": [("severity_1", "fog/severity_1"), ("severity_3", "fog/severity_3")]}
+        "clean": [("test", "clean/test")],
+        "fog": [("severity_1", "fog/severity_1"), ("severity_3", "fog/severity_3")],
+    }
     assert configs_of(["train"]) == {"default": [("train", "train")]}
 
 
@@ -71,10 +73,25 @@ def test_inspect_finds_the_manifest_of_a_config_split_and_decodes_depth(tmp_path
     shard = ShardWriter(root / "fog" / "severity_3" / "r-000000.tar")
     shard.write("k0", {"depth.png": buffer.getvalue(), "json": encode_json({"a": 1})})
     record = shard.close()
-    manifest = {"name": "r", "version": "1", "builder": "x", "sample_kind": "depth_c", "seed": 0, "catalog_sha256": "0",
-                "fields": {"depth.png": "depth", "json": "json"}, "rejects": {"total": 0},
-                "splits": {"fog/severity_3": {"num_samples": 1, "num_bytes": record.num_bytes, "shards": [
-                    {"path": "fog/severity_3/r-000000.tar", "num_samples": 1, "num_bytes": record.num_bytes, "sha256": record.sha256}]}}}
+    manifest = {
+        "name": "r",
+        "version": "1",
+        "builder": "x",
+        "sample_kind": "depth_c",
+        "seed": 0,
+        "catalog_sha256": "0",
+        "fields": {"depth.png": "depth", "json": "json"},
+        "rejects": {"total": 0},
+        "splits": {
+            "fog/severity_3": {
+                "num_samples": 1,
+                "num_bytes": record.num_bytes,
+                "shards": [
+                    {"path": "fog/severity_3/r-000000.tar", "num_samples": 1, "num_bytes": record.num_bytes, "sha256": record.sha256}
+                ],
+            }
+        },
+    }
     (root / "manifest.json").write_text(json.dumps(manifest))
     Manifest.parse(manifest)
     summary = summarize_shard(root / "fog" / "severity_3" / "r-000000.tar")

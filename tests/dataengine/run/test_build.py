@@ -139,6 +139,7 @@ def test_bad_samples_become_rejects_and_the_build_goes_on(tmp_path):
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
     raised = [r for r in rejects if r["code"] == "error.ValueError"]
     schema = [r for r in rejects if r["code"] == "schema"]
+
     def keys(split, count, rule):
         return {f"scene-{split}-{i:07d}" for i in range(count) if rule(i)}
 
@@ -156,6 +157,18 @@ def test_bad_samples_become_rejects_and_the_build_goes_on(tmp_path):
     kept = {s["__key__"] for s in dataengine.load(out, split="train")}
     assert kept == {f"scene-train-{i:07d}" for i in train}
     assert verify_release(out) == []
+
+
+def test_errors_raise_fails_the_partition_with_the_first_bad_item(tmp_path):
+    spec = load_catalog(write_catalog(tmp_path, builder="flaky_scenes", splits={"train": {"num_samples": 5}}))
+    result = build(spec, tmp_path / "strict", workers=0, retries=0, errors="raise", progress=False)
+    assert result.status == "failed"
+    assert sorted(result.failures) == [  # items 0-3, then item 4: each partition stops at its first bad one
+        ("train-000000", "ValueError: corrupt input file for item 3"),
+        ("train-000001", "SchemaError: json.objects: 'not a list' is not of type 'array'"),
+    ]
+    with pytest.raises(BuildError, match="errors='ignore': give one of skip, raise"):
+        build(spec, tmp_path / "other", workers=0, errors="ignore", progress=False)
 
 
 def test_failing_partition_is_reported_then_resumed(tmp_path):
@@ -177,11 +190,15 @@ def test_failing_partition_is_reported_then_resumed(tmp_path):
 
 
 def _cli(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dataengine.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dataengine.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+    )
 
 
 def test_kill_9_mid_build_then_resume_equals_clean_build(tmp_path):
-    catalog = write_catalog(tmp_path, name="killed", params={"width": 320, "height": 240}, splits={"train": {"num_samples": 60}}, shards={"max_samples": 3})
+    catalog = write_catalog(
+        tmp_path, name="killed", params={"width": 320, "height": 240}, splits={"train": {"num_samples": 60}}, shards={"max_samples": 3}
+    )
     out = tmp_path / "killed"
     process = _cli("build", str(catalog), "--out", str(out), "--workers", "1", "--no-progress", start_new_session=True)
     done = out / ".work" / "done"
