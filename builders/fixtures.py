@@ -132,7 +132,8 @@ def write_vqa_sources(root: str | Path) -> VqaSources:
     Planted problems: an OK-VQA annotation with 9 answers, an unknown category code, a question
     with no annotation, a question whose image file is missing; an A-OKVQA record with 3 choices
     and one with correct_choice_idx 5; an InfoSeek line that is not JSON and one without
-    answer_eval; one OK-VQA / A-OKVQA pair asking the same question about the same image.
+    answer_eval; one OK-VQA / A-OKVQA pair asking the same question about the same image. Two
+    A-OKVQA questions are flagged `difficult_direct_answer` (left out of the official direct-answer score).
     """
     root = Path(root)
     photos = _photos()
@@ -227,6 +228,8 @@ def write_vqa_sources(root: str | Path) -> VqaSources:
     )
     aokvqa[2]["choices"] = aokvqa[2]["choices"][:3]
     aokvqa[3]["correct_choice_idx"] = 5
+    for difficult in (5, 9):
+        aokvqa[difficult]["difficult_direct_answer"] = True
     aokvqa_path = root / "aokvqa_v1p0_val.json"
     aokvqa_path.write_text(json.dumps(aokvqa))
 

@@ -103,14 +103,25 @@ def _corruption_choice(names: str, severities: str) -> tuple[list[str], list[int
 )
 @click.option("--baseline", default="default", show_default=True, help="monodepth2 | adabins | none (default: by builder).")
 @click.option("--protocol", type=click.Choice(["kitti", "nyu"]), help="Evaluation protocol (default: by builder).")
-@click.option("--disparity", is_flag=True, help="Predictions are disparities (inverted; median scaling handles the scale).")
+@click.option(
+    "--disparity",
+    is_flag=True,
+    help="Predictions are disparities: resized to the ground truth, then inverted (monodepth2's order); median scaling handles the scale.",
+)
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Full precision. By default scores follow RoboDepth's scripts: metrics rounded to 3 decimals per split, DEE to 3 decimals.",
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the scores as JSON here.")
-def score_depth(release: str, predictions: str, baseline: str, protocol: str | None, disparity: bool, output: str | None) -> None:
+def score_depth(
+    release: str, predictions: str, baseline: str, protocol: str | None, disparity: bool, exact: bool, output: str | None
+) -> None:
     """Score depth predictions on a robustness release: per-split metrics, DEE, mCE, RmCE, mRR."""
     from builders.robustness.scoring import PredictionError, score_release
 
     try:
-        scores = score_release(release, predictions, protocol, None if baseline == "none" else baseline, disparity)
+        scores = score_release(release, predictions, protocol, None if baseline == "none" else baseline, disparity, exact)
     except (PredictionError, ValueError) as exc:
         raise CommandError(str(exc), code=1) from None
     click.echo(f"{'split':<30} {'abs_rel':>8} {'sq_rel':>8} {'rmse':>8} {'a1':>7}")
@@ -124,7 +135,8 @@ def score_depth(release: str, predictions: str, baseline: str, protocol: str | N
             f"{name:<20} {values['dee2']:7.4f}" + (f" {ce:7.3f}" if ce is not None else "") + (f" {rr:7.3f}" if rr is not None else "")
         )
     summary = ", ".join(f"{k} {scores.robustness[k]:.2f}" for k in ("mCE", "RmCE", "mRR") if k in scores.robustness)
-    click.echo(f"\n{summary} (baseline: {scores.baseline or 'none'}, protocol: {scores.protocol})")
+    rounding = "exact" if scores.exact else "RoboDepth rounding"
+    click.echo(f"\n{summary} (baseline: {scores.baseline or 'none'}, protocol: {scores.protocol}, {rounding})")
     if scores.skipped:
         click.echo(f"skipped (no predictions): {', '.join(scores.skipped)}")
     if output:

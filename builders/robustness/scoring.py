@@ -1,10 +1,14 @@
 """`dataengine score-depth`: score a depth model's predictions on a robustness release.
 
 Predictions mirror the export layout, one `.npy` per frame (depth or, with `disparity=True`,
-disparity): `<predictions>/clean/<frame>.npy` and `<predictions>/<corruption>/<severity>/<frame>.npy`;
-or one array per split in split order: `<predictions>/clean.npz` and
+disparity): `<predictions>/clean/<path>.npy` and `<predictions>/<corruption>/<severity>/<path>.npy`,
+where `<path>` is the exported path (for KITTI, `kitti_data/<date>/<drive>/image_02/data/<frame>`)
+or the record's frame; or one array per split in split order: `<predictions>/clean.npz` and
 `<predictions>/<corruption>/<severity>.npz`, each holding `pred` (N x H x W). A corruption with no
 predictions at all is skipped (and listed); a partial or misaligned one is refused.
+
+Scores follow RoboDepth's scripts by default (metrics rounded to 3 decimals per split, DEE rounded
+to 3 decimals), so mCE, RmCE and mRR equal what its code prints; `exact=True` keeps full precision.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from builders.robustness.export import robodepth_frame_path
 from dataengine.core.fields import decode_member
-from dataengine.metrics.depth import corruption_dee, dee, depth_metrics, mean_metrics, resilience_rates, robustness_scores
+from dataengine.metrics.depth import depth_metrics, mean_metrics, resilience_rates, robodepth_dee, robustness_scores
 from dataengine.release.reader import Release
 
 DEFAULTS = {"kitti_c": ("kitti", "monodepth2"), "nyu_c": ("nyu", "adabins")}
@@ -30,6 +35,7 @@ class PredictionError(ValueError):
 class DepthScores:
     protocol: str
     baseline: str | None
+    exact: bool = False
     per_split: dict[str, dict[str, float]] = field(default_factory=dict)
     dee: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
@@ -39,6 +45,7 @@ class DepthScores:
         return {
             "protocol": self.protocol,
             "baseline": self.baseline,
+            "rounding": "none (exact)" if self.exact else "RoboDepth: 3 decimals per split and per DEE",
             "per_split": self.per_split,
             "dee": self.dee,
             "skipped": self.skipped,
@@ -49,6 +56,17 @@ class DepthScores:
 def _split_folder(split: str) -> tuple[str, str]:
     corruption, _, level = split.partition("/")
     return (corruption, "clean") if corruption == "clean" else (corruption, f"{corruption}/{level.removeprefix('severity_')}")
+
+
+def _frame_files(root: Path, folder: str, frames: list[str]) -> list[Path] | None:
+    """Per-frame `.npy` files in the export layout or, failing that, under the record's frame
+    paths; None when neither layout has any file."""
+    layouts = [[robodepth_frame_path(frame) for frame in frames], frames]
+    for paths in layouts:
+        files = [root / folder / Path(path).with_suffix(".npy") for path in paths]
+        if any(f.exists() for f in files):
+            return files
+    return None
 
 
 def _predictions(root: Path, folder: str, frames: list[str]) -> list[np.ndarray] | None:
@@ -62,19 +80,28 @@ def _predictions(root: Path, folder: str, frames: list[str]) -> list[np.ndarray]
         if len(preds) != len(frames):
             raise PredictionError(f"{bundle} holds {len(preds)} predictions but the split has {len(frames)} frames, in release order")
         return list(preds)
-    files = [root / folder / Path(frame).with_suffix(".npy") for frame in frames]
-    present = [f.exists() for f in files]
-    if not any(present):
+    files = _frame_files(root, folder, frames)
+    if files is None:
         return None
-    if not all(present):
-        missing = [str(f) for f, ok in zip(files, present) if not ok]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
         raise PredictionError(f"{len(missing)} of {len(files)} predictions missing for {folder}, e.g. {missing[0]}")
     return [np.load(f, allow_pickle=False) for f in files]
 
 
 def score_release(
-    release: str | Path, predictions: str | Path, protocol: str | None = None, baseline: str | None = "default", disparity: bool = False
+    release: str | Path,
+    predictions: str | Path,
+    protocol: str | None = None,
+    baseline: str | None = "default",
+    disparity: bool = False,
+    exact: bool = False,
 ) -> DepthScores:
+    """Per-split metrics, DEE per corruption and mCE / RmCE / mRR of predictions on a release.
+
+    `disparity`: predictions are disparities, resized to the ground truth and then inverted.
+    `exact`: no RoboDepth rounding (see the module docstring).
+    """
     source, predictions = Release.open(release), Path(predictions)
     manifest = source.manifest
     if manifest.sample_kind != "depth_c" or "depth.png" not in manifest.fields:
@@ -82,7 +109,7 @@ def score_release(
     default_protocol, default_baseline = DEFAULTS.get(manifest.builder, ("kitti", None))
     protocol = protocol or default_protocol
     baseline = default_baseline if baseline == "default" else baseline
-    scores = DepthScores(protocol, baseline)
+    scores = DepthScores(protocol, baseline, exact)
     by_corruption: dict[str, list[dict[str, float]]] = {}
     for split in source.splits:
         corruption, folder = _split_folder(split)
@@ -94,21 +121,16 @@ def score_release(
             continue
         rows = []
         for members, record, pred in zip(samples, records, preds):
-            pred = np.asarray(pred, dtype=np.float64).squeeze()
-            if disparity:
-                pred = np.where(pred > 0, 1.0 / np.maximum(pred, 1e-12), 0.0)
             gt = decode_member(manifest.fields["depth.png"], members["depth.png"])
             try:
-                rows.append(depth_metrics(gt, pred, protocol))
+                rows.append(depth_metrics(gt, np.asarray(pred).squeeze(), protocol, disparity=disparity))
             except ValueError as exc:
                 raise PredictionError(f"{split}, frame {record['frame']}: {exc}") from None
         scores.per_split[split] = mean_metrics(rows)
         by_corruption.setdefault(corruption, []).append(scores.per_split[split])
     if "clean" not in by_corruption:
         raise PredictionError(f"no predictions for the clean split under {predictions} (clean/ or clean.npz)")
-    scores.dee = {
-        name: corruption_dee(rows) if name != "clean" else dee(rows[0]["abs_rel"], rows[0]["a1"]) for name, rows in by_corruption.items()
-    }
+    scores.dee = robodepth_dee(by_corruption, exact=exact)
     dee2 = {name: values["dee2"] for name, values in scores.dee.items()}
     if baseline and len(dee2) > 1:
         scores.robustness = robustness_scores(dee2, baseline).as_dict()

@@ -39,6 +39,7 @@ RECORD_COLUMNS = [
     "image_id",
     "answer_aliases",
     "answer_range",
+    "difficult_direct_answer",
     "source_split",
     "question_type",
     "entity_id",

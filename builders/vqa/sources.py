@@ -28,6 +28,7 @@ COLUMNS: dict[str, pl.DataType] = {
     "image_path": pl.String,
     "answer_aliases": STR_LIST,
     "answer_range": pl.List(pl.Float64),
+    "difficult_direct_answer": pl.Boolean,
     "source_split": pl.String,
     "question_type": pl.String,
     "entity_id": pl.String,
@@ -118,7 +119,10 @@ def read_okvqa(
 
 
 def read_aokvqa(path: Path, coco_root: Path | None) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """A-OKVQA v1.0: `aokvqa_v1p0_{split}.json`, a list of question records."""
+    """A-OKVQA v1.0: `aokvqa_v1p0_{split}.json`, a list of question records.
+
+    `difficult_direct_answer` is kept: the official evaluation leaves those questions out of the
+    direct-answer score. OK-VQA and InfoSeek rows carry null there (the flag is A-OKVQA's)."""
     records = _load_json(path, "aokvqa")
     if not isinstance(records, list):
         raise ValueError(f"aokvqa: {path} must hold a JSON list of questions")
@@ -142,6 +146,7 @@ def read_aokvqa(path: Path, coco_root: Path | None) -> tuple[pl.LazyFrame, pl.La
         "correct_choice_idx not in 0..3": pl.col("correct_choice_idx").is_between(0, 3).fill_null(False),
         "expected 10 direct answers": pl.col("direct_answers").list.len().fill_null(0) == 10,
         "expected 3 rationales": pl.col("rationales").list.len().fill_null(0) == 3,
+        "difficult_direct_answer missing or not a boolean": pl.col("difficult_direct_answer").is_not_null(),
     }
     kept, rejects = _split_malformed(frame, checks, pl.format("aokvqa-{}", pl.col("question_id").fill_null("?")), "aokvqa")
     image_file = pl.format("{}2017/{}.jpg", pl.col("split"), pl.col("image_id").cast(pl.String).str.zfill(12))

@@ -2,13 +2,15 @@
 
 Protocols follow the published evaluation code: KITTI Eigen split (depth in [1e-3, 80] m, Garg
 crop, per-image median scaling for monocular models, predictions clamped to the depth range) and
-NYU Depth v2 (depth in [1e-3, 10] m, Eigen crop, metric predictions).
+NYU Depth v2 (depth in [1e-3, 10] m, Eigen crop, metric predictions). Disparity predictions are
+resized before they are inverted, as monodepth2 does. Robustness scores follow RoboDepth's scripts,
+which round each split's metrics and each DEE to 3 decimals (`robodepth_dee`; `exact=True` does not).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
@@ -72,19 +74,42 @@ def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
+def _resized(pred: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`pred` resized bilinearly to `shape` (H, W), as the reference evaluations do with `cv2.resize`."""
+    if pred.shape == shape:
+        return pred
+    return cv2.resize(pred, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _depth_from_disparity(disparity: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Depth from a disparity map the way monodepth2 evaluates one: resize the disparity (in its own
+    float precision) to the ground truth's size, then invert; a zero disparity is an infinite depth,
+    which the protocol later clamps to its maximum."""
+    if disparity.dtype not in (np.float32, np.float64):
+        disparity = disparity.astype(np.float64)
+    resized = _resized(disparity, shape).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        return 1.0 / resized
+
+
 def depth_metrics(
-    gt: np.ndarray, pred: np.ndarray, proto: str | Protocol = "kitti", median_scaling: bool | None = None
+    gt: np.ndarray, pred: np.ndarray, proto: str | Protocol = "kitti", median_scaling: bool | None = None, disparity: bool = False
 ) -> dict[str, float]:
-    """Metrics of one image. `pred` (metres) is resized to the ground truth's size if needed."""
+    """Metrics of one image. `pred` is depth in metres or, with `disparity`, a disparity map (any scale
+    when median scaling is on). Either is resized to the ground truth's size first; a disparity is
+    inverted only after the resize, as monodepth2's `evaluate_depth.py` does."""
     proto = protocol(proto)
     gt = np.asarray(gt, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
+    pred = np.asarray(pred)
     if gt.ndim != 2 or pred.ndim != 2:
-        raise ValueError(f"ground truth and prediction must be HxW depth maps, got {gt.shape} and {pred.shape}")
+        raise ValueError(f"ground truth and prediction must be HxW maps, got {gt.shape} and {pred.shape}")
     if not np.isfinite(pred).all() or (pred < 0).any():
-        raise ValueError("prediction holds NaN, infinite or negative depth; give metres >= 0")
-    if pred.shape != gt.shape:
-        pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+        kind = "disparity" if disparity else "depth"
+        raise ValueError(f"prediction holds NaN, infinite or negative {kind}; give values >= 0")
+    if disparity:
+        pred = _depth_from_disparity(pred, gt.shape)
+    else:
+        pred = _resized(pred.astype(np.float64), gt.shape)
     mask = evaluation_mask(gt, proto)
     if not mask.any():
         raise ValueError(f"no valid ground-truth pixel inside the {proto.name} crop and depth range")
@@ -92,8 +117,8 @@ def depth_metrics(
     scale_by_median = proto.median_scaling if median_scaling is None else median_scaling
     if scale_by_median:
         median = np.median(pred_valid)
-        if median <= 0:
-            raise ValueError("median scaling needs a positive median prediction")
+        if not 0 < median < np.inf:
+            raise ValueError(f"median scaling needs a positive, finite median prediction, got {median} (mostly zero disparity?)")
         pred_valid = pred_valid * (np.median(gt_valid) / median)
     pred_valid = np.clip(pred_valid, proto.min_depth, proto.max_depth)
     return compute_errors(gt_valid, pred_valid)
@@ -115,6 +140,33 @@ def corruption_dee(by_severity: Iterable[Mapping[str, float]]) -> dict[str, floa
     """DEE of one corruption: abs_rel and a1 averaged over its severities first."""
     rows = list(by_severity)
     return dee(float(np.mean([r["abs_rel"] for r in rows])), float(np.mean([r["a1"] for r in rows])))
+
+
+def robodepth_round(value: float) -> float:
+    """RoboDepth's evaluation scripts keep three decimals with Python's `round(value, 3)`."""
+    return round(float(value), 3)
+
+
+def robodepth_dee(by_corruption: Mapping[str, Sequence[Mapping[str, float]]], exact: bool = False) -> dict[str, dict[str, float]]:
+    """DEE1-3 of "clean" and of each corruption from its per-split (per-severity) mean metrics.
+
+    By default this is RoboDepth's procedure, so that scores equal the numbers its scripts print:
+    each split's abs_rel and a1 are rounded to 3 decimals, the rounded values are averaged over the
+    severities, and each DEE is rounded to 3 decimals (clean: from its rounded metrics). With
+    `exact`, nothing is rounded: the plain definitions on full-precision means.
+    """
+    result = {}
+    for name, rows in by_corruption.items():
+        rows = list(rows)
+        if not rows:
+            raise ValueError(f"no per-split metrics for '{name}'")
+        if exact:
+            result[name] = corruption_dee(rows)
+            continue
+        abs_rel = sum(robodepth_round(row["abs_rel"]) for row in rows) / len(rows)
+        a1 = sum(robodepth_round(row["a1"]) for row in rows) / len(rows)
+        result[name] = {key: robodepth_round(value) for key, value in dee(abs_rel, a1).items()}
+    return result
 
 
 def baseline_table(name: str) -> dict[str, Any]:

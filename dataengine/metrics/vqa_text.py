@@ -1,14 +1,20 @@
-"""The official VQA answer normalisation, per string (Python) and per column (a polars expression).
+"""Answer normalisation: the official VQA rules (per string and per polars column) and InfoSeek's SQuAD rules.
 
-Rules of the VQA evaluation code (vqaEval.py): newlines and tabs become spaces; each punctuation
-mark is deleted when it touches a space or the text has a digit-comma-digit, otherwise it becomes a
-space; a period not followed by a digit is deleted; then, word by word, lower-cased, number words
-become digits, articles are dropped and known contractions get their apostrophe back.
+VQA rules (vqaEval.py, current revision): newlines and tabs become spaces and the ends are
+stripped; each punctuation mark is deleted when it touches a space or the text has a
+digit-comma-digit, otherwise it becomes a space; a period not followed by a digit is deleted, at
+most 32 of them (the evaluator passes `re.UNICODE`, 32, where `re.sub` takes its count); then,
+word by word, lower-cased, number words become digits, articles are dropped and known
+contractions get their apostrophe back.
+
+InfoSeek (SQuAD rules): lower case, every ASCII punctuation mark deleted, the words a/an/the
+dropped, whitespace collapsed.
 """
 
 from __future__ import annotations
 
 import re
+import string
 
 import polars as pl
 
@@ -151,24 +157,31 @@ CONTRACTIONS = {
     "youve": "you've",
 }
 _COMMA_BETWEEN_DIGITS = re.compile(r"(\d)(,)(\d)")
-_PERIOD_NOT_BEFORE_DIGIT = re.compile(r"(?!<=\d)(\.)(?!\d)")
+_PERIOD_NOT_BEFORE_DIGIT = re.compile(r"\.(?!\d)")
+PERIODS_REMOVED_AT_MOST = 32
+_SQUAD_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_ASCII_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_WHITESPACE = r"[\s\x1c-\x1f]"  # what Python's str.strip() and str.split() treat as whitespace
 
 
 def strip_whitespace(text: str) -> str:
+    """Newlines and tabs to spaces, ends stripped: the evaluator's first step on every answer."""
     return text.replace("\n", " ").replace("\t", " ").strip()
 
 
 def process_punctuation(text: str) -> str:
+    """The evaluator's punctuation step (see the module docstring), 32-period limit included."""
     out = text
     for mark in PUNCTUATION:
         if (mark + " " in text or " " + mark in text) or _COMMA_BETWEEN_DIGITS.search(text) is not None:
             out = out.replace(mark, "")
         else:
             out = out.replace(mark, " ")
-    return _PERIOD_NOT_BEFORE_DIGIT.sub("", out)
+    return _PERIOD_NOT_BEFORE_DIGIT.sub("", out, count=PERIODS_REMOVED_AT_MOST)
 
 
 def process_digit_article(text: str) -> str:
+    """The evaluator's word step: lower case, number words to digits, no articles, contractions fixed."""
     words = []
     for word in text.lower().split():
         word = NUMBER_WORDS.get(word, word)
@@ -182,6 +195,11 @@ def normalize_answer(text: str) -> str:
     return process_digit_article(process_punctuation(strip_whitespace(text)))
 
 
+def squad_normalize(text: str) -> str:
+    """InfoSeek's answer normalisation (the SQuAD rules): lower case, no punctuation or articles, single spaces."""
+    return " ".join(_SQUAD_ARTICLES.sub(" ", text.lower().translate(_ASCII_PUNCTUATION)).split())
+
+
 def normalize_column(frame: pl.LazyFrame, column: str, output: str) -> pl.LazyFrame:
     """Add `output`: `column` normalised, as a chain of polars steps (no Python per row).
 
@@ -189,7 +207,8 @@ def normalize_column(frame: pl.LazyFrame, column: str, output: str) -> pl.LazyFr
     of punctuation marks instead of nesting one expression inside the next.
     """
     work = f"__{output}_work"
-    frame = frame.with_columns(pl.col(column).str.replace_all("[\n\t]", " ").str.strip_chars(" ").alias(work))
+    stripped = pl.col(column).str.replace_all("[\n\t]", " ").str.replace_all(f"^{_WHITESPACE}+|{_WHITESPACE}+$", "")
+    frame = frame.with_columns(stripped.alias(work))
     frame = frame.with_columns(pl.col(work).alias(f"{work}_in"), pl.col(work).str.contains(r"\d,\d").alias(f"{work}_dc"))
     source, digit_comma = pl.col(f"{work}_in"), pl.col(f"{work}_dc")
     for mark in PUNCTUATION:
@@ -201,12 +220,16 @@ def normalize_column(frame: pl.LazyFrame, column: str, output: str) -> pl.LazyFr
             .otherwise(current.str.replace_all(mark, " ", literal=True))
             .alias(work)
         )
-    # Periods not followed by a digit go (polars' regex has no look-ahead: protect the others).
+    # The first 32 periods not followed by a digit go (polars' regex has no look-ahead: protect the others).
     current = (
-        pl.col(work).str.replace_all(r"\.(\d)", "\x00$1").str.replace_all(".", "", literal=True).str.replace_all("\x00", ".", literal=True)
+        pl.col(work)
+        .str.replace_all(r"\.(\d)", "\x00$1")
+        .str.replace(".", "", literal=True, n=PERIODS_REMOVED_AT_MOST)
+        .str.replace_all("\x00", ".", literal=True)
     )
     words = (
         current.str.to_lowercase()
+        .str.replace_all(f"{_WHITESPACE}+", " ")
         .str.split(" ")
         .list.eval(pl.element().filter(pl.element() != ""))
         .list.eval(pl.element().replace(NUMBER_WORDS))

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import dataengine
 from builders.fixtures import OKVQA_CATEGORIES, write_vqa_sources
 from builders.vqa.builder import VqaKnowledge
+from builders.vqa.scoring import infoseek_summary, is_difficult
 from builders.vqa.sources import read_aokvqa, read_infoseek, read_okvqa
 from dataengine.api import build
 from dataengine.cli import cli
@@ -62,6 +63,24 @@ def test_aokvqa_reader(sources):
     }
     assert rows.height == 11 and (rows["rationales"].list.len() == 3).all() and (rows["choices"].list.len() == 4).all()
     assert rows.row(0, named=True)["image_path"].endswith("val2017/000000000872.jpg")
+    difficult = rows.filter(pl.col("difficult_direct_answer"))["id"].to_list()
+    assert difficult == ["aokvqa-22jbM6gDxdaMaunuzgrsBB05", "aokvqa-22jbM6gDxdaMaunuzgrsBB09"]
+
+
+def test_aokvqa_without_the_difficult_flag_is_malformed(tmp_path, sources):
+    records = json.loads(sources.aokvqa.read_text())
+    del records[0]["difficult_direct_answer"]
+    records[1]["difficult_direct_answer"] = None
+    path = tmp_path / "aokvqa_v1p0_val.json"
+    path.write_text(json.dumps(records))
+    rows, rejects = (f.collect() for f in read_aokvqa(path, sources.coco_root))
+    reasons = dict(zip(rejects["key"], rejects["reason"]))
+    assert (
+        reasons["aokvqa-22jbM6gDxdaMaunuzgrsBB00"]
+        == reasons["aokvqa-22jbM6gDxdaMaunuzgrsBB01"]
+        == ("difficult_direct_answer missing or not a boolean")
+    )
+    assert rows.height == 9
 
 
 def test_infoseek_reader(sources):
@@ -78,6 +97,7 @@ def test_infoseek_reader(sources):
     assert string["answer_aliases"] == ["Eiffel Tower", "Tour Eiffel"] and string["answer_range"] is None
     assert set(rows["category"]) == {"building", "animal", "food", "vehicle"}
     assert set(rows["source_split"]) == {"val_unseen_question", "val_unseen_entity"}
+    assert rows["difficult_direct_answer"].is_null().all()  # A-OKVQA's flag: null elsewhere
 
 
 def test_curation_rules(tmp_path, sources):
@@ -130,6 +150,7 @@ def test_release_rejects_stats_and_loading(release):
     assert "## Statistics" in (release / "README.md").read_text()
     hf = datasets.load_dataset(str(release), split="rationale")
     assert hf.num_rows == 11 and hf[0]["json"]["choices"] is not None
+    assert sum(row["json"]["difficult_direct_answer"] for row in hf) == 2
     sample = next(iter(dataengine.load(release, split="world_knowledge")))
     assert sample["image.jpg"].shape == (240, 320, 3)
 
@@ -137,10 +158,11 @@ def test_release_rejects_stats_and_loading(release):
 def test_score_vqa(tmp_path, release):
     predictions = tmp_path / "preds.jsonl"
     rows = [
-        {"id": "okvqa-2971475", "prediction": "Two"},  # 5 of 10 annotators said 2: accuracy 1
+        {"id": "okvqa-2971475", "prediction": "Two"},  # gold normalised: 7 x "2": accuracy 1
         {"id": "okvqa-2971505", "prediction": "x"},  # rejected question: not in the release, ignored
-        {"id": "okvqa-2971625", "prediction": "bus"},  # "bus" x2 ("the bus" keeps its article): (8 x 2/3 + 2 x 1/3) / 10
-        {"id": "aokvqa-22jbM6gDxdaMaunuzgrsBB01", "prediction": "eat", "choice": "to work"},
+        {"id": "okvqa-2971625", "prediction": "bus"},  # "bus" x2 + "the bus" (article dropped): (7 x 1 + 3 x 2/3) / 10
+        {"id": "aokvqa-22jbM6gDxdaMaunuzgrsBB01", "prediction": "eat", "choice": "to work"},  # 4 x "eat": min(1, 4/3)
+        {"id": "aokvqa-22jbM6gDxdaMaunuzgrsBB05", "prediction": "nonsense", "choice": 1},  # difficult: left out of direct
         {"id": "infoseek-infoseek_val_00068862", "prediction": "about 250"},
         {"id": "infoseek-infoseek_val_00068863", "prediction": "1889"},
     ]
@@ -150,10 +172,49 @@ def test_score_vqa(tmp_path, release):
     assert result.exit_code == 0, result.output
     scores = json.loads(out.read_text())
     per = {row["perspective"]: row for row in scores["per_perspective"]}
-    assert per["commonsense"]["accuracy"] == pytest.approx((1.0 + 0.6) / 2)
-    assert per["rationale"]["mc_accuracy"] == 1.0 and per["rationale"]["accuracy"] == pytest.approx((7 * 1 + 3 * 1) / 10)
-    assert per["world_knowledge"]["accuracy"] == 1.0 and scores["infoseek_harmonic_mean"] == 1.0
-    assert scores["questions"] == 5
+    assert per["commonsense"]["accuracy"] == pytest.approx((1.0 + 0.9) / 2)
+    assert per["rationale"]["questions"] == 2 and per["rationale"]["accuracy"] == 1.0 and per["rationale"]["relaxed_accuracy"] == 1.0
+    assert per["rationale"]["mc_accuracy"] == 0.5  # the index 1 is not the choice's text: 0, as officially
+    assert scores["aokvqa_difficult_left_out"] == 1 and scores["mc_choices_not_text"] == 1
+    assert "1 A-OKVQA questions marked difficult_direct_answer are left out" in result.output
+    assert per["world_knowledge"]["accuracy"] == 1.0 and scores["infoseek"]["final_score"] == 100.0
+    assert scores["questions"] == 6
+
+
+def test_score_vqa_infoseek_headline_is_the_official_final_score(tmp_path, release):
+    """Per split, accuracy pooled over question types, 0-100 rounded; final_score their rounded harmonic mean."""
+    rows = [
+        {"id": "infoseek-infoseek_val_00068862", "prediction": "about 250"},  # unseen question, Numerical: right
+        {"id": "infoseek-infoseek_val_00068864", "prediction": "Eiffel-Tower"},  # unseen question, String: wrong
+        {"id": "infoseek-infoseek_val_00068866", "prediction": "1889"},  # unseen question, Time: right
+        {"id": "infoseek-infoseek_val_00068863", "prediction": "1889"},  # unseen entity, Time: right
+        {"id": "infoseek-infoseek_val_00068865", "prediction": "1990-2000"},  # unseen entity, Numerical: wrong
+    ]
+    predictions = tmp_path / "preds.jsonl"
+    predictions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = CliRunner().invoke(
+        cli, ["score-vqa", "--release", str(release), "--predictions", str(predictions), "-o", str(tmp_path / "s.json")]
+    )
+    assert result.exit_code == 0, result.output
+    infoseek = json.loads((tmp_path / "s.json").read_text())["infoseek"]
+    question, entity = round(100 * 2 / 3, 2), round(100 * 1 / 2, 2)
+    assert (infoseek["unseen_question_score"], infoseek["unseen_entity_score"]) == (question, entity)
+    assert infoseek["final_score"] == round(2 / (1 / question + 1 / entity), 2) == 57.14
+    assert "InfoSeek final_score" in result.output and "57.14" in result.output
+
+
+def test_infoseek_headline_without_one_split_is_zero():
+    table = pl.DataFrame({"source": ["infoseek"] * 2, "source_split": ["val_unseen_question"] * 2, "accuracy": [1.0, 0.0]})
+    summary = infoseek_summary(table)
+    assert summary["final_score"] == 0.0 and summary["unseen_question_score"] == 50.0 and summary["unseen_entity_questions"] == 0
+
+
+def test_difficulty_needs_the_flag():
+    assert is_difficult({"id": "a", "source": "aokvqa", "difficult_direct_answer": True})
+    assert not is_difficult({"id": "a", "source": "aokvqa", "difficult_direct_answer": False})
+    assert not is_difficult({"id": "o", "source": "okvqa", "difficult_direct_answer": None})
+    with pytest.raises(ValueError, match="rebuild"):
+        is_difficult({"id": "a", "source": "aokvqa"})
 
 
 def test_report_shows_categories_and_rejects(tmp_path, release):
