@@ -180,27 +180,55 @@ def inspect(shard: str, as_json: bool) -> None:
         click.echo(f"  {name:<14} {description}")
 
 
-@cli.command("export")
+@cli.command("export", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("layout")
 @click.argument("release", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
-def export(layout: str, release: str, out: str) -> None:
+@click.pass_context
+def export(ctx: click.Context, layout: str, release: str, out: str) -> None:
     """Write RELEASE in the folder LAYOUT that existing evaluation code reads.
 
     Layouts come from the installed families, e.g. kitti-c / nyu-c (RoboDepth's
     OUT/kitti_c/<corruption>/<severity>/kitti_data/..., PNG bytes unchanged) and ssr-cot
-    (OUT/ssr-cot.jsonl with the images and <folder>_d/ depth maps).
+    (OUT/ssr-cot.jsonl with the images and <folder>_d/ depth maps, holes filled with each map's
+    farthest depth unless --holes keep; OUT/ssr-cot.export.json records the fill). Options after
+    OUT (`--name value`) go to the layout's exporter as keywords.
     """
+    from inspect import signature
+
     from dataengine.core.plugins import exporters, load_object
 
     layouts = exporters()
     if layout not in layouts:
         raise CommandError(f"unknown layout '{layout}'; layouts: {', '.join(sorted(layouts))}")
+    exporter = load_object(layouts[layout])
+    keywords = _exporter_options(ctx.args)
     try:
-        count = load_object(layouts[layout])(release, out)
+        signature(exporter).bind(release, out, **keywords)
+    except TypeError as exc:
+        raise CommandError(f"layout '{layout}' takes no such option ({exc})") from None
+    try:
+        count = exporter(release, out, **keywords)
     except (ValueError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from None
     click.echo(f"wrote {count} files or records under {out}")
+
+
+def _exporter_options(args: list[str]) -> dict[str, str]:
+    """`--holes keep` / `--holes=keep` -> {"holes": "keep"}; anything else is a usage error."""
+    keywords: dict[str, str] = {}
+    rest = list(args)
+    while rest:
+        flag = rest.pop(0)
+        if not flag.startswith("--") or len(flag) < 3:
+            raise CommandError(f"unexpected argument {flag!r}; exporter options look like --name value")
+        name, equals, value = flag[2:].partition("=")
+        if not equals:
+            if not rest or rest[0].startswith("--"):
+                raise CommandError(f"--{name} needs a value, e.g. --{name} VALUE")
+            value = rest.pop(0)
+        keywords[name.replace("-", "_")] = value
+    return keywords
 
 
 @cli.command("depth")

@@ -80,6 +80,8 @@ class Question:
     sizes: bool = True
     vertical: bool = False
     lead: tuple[str, ...] = ()  # original reasoning that comes before the measured facts
+    absent: str | None = None  # what a "no" / zero answer did not find; `names` are what was seen instead
+    counted: tuple[int, str] | None = None  # (how many, of what noun) for a counting answer above zero
 
 
 @dataclass
@@ -126,11 +128,7 @@ def make_sample(
     if problem:
         ctx.reject(key=key, source=source.get("id", ""), code="answer_contradicts_facts", reason=problem)
         return None
-    rng = ctx.rng(key, "wording")
-    facts = rationale.fact_sentences(
-        measured.measurement, question.names, question.pairs, rng, sizes=question.sizes, vertical=question.vertical
-    )
-    text = rationale.compose(list(question.lead), facts, question.answer, rng)
+    text = rationale_text(question, measured.measurement, ctx.rng(key, "wording"))
     rewrite_record = None
     if params.get("rewrite"):
         config = RewriteConfig(**params["rewrite"])
@@ -165,6 +163,17 @@ def make_sample(
         "rewrite": rewrite_record,
     }
     return {"__key__": key, f"image.{image_ext}": image, "depth.png": measured.depth_png, "json": record}
+
+
+def rationale_text(question: Question, measurement: Measurement, rng: np.random.Generator) -> str:
+    """The templated rationale: lead, what was found (or not), the measured facts, the answer."""
+    finding = []
+    if question.absent is not None:
+        finding.append(rationale.absent_sentence(question.absent, question.names, rng))
+    if question.counted is not None:
+        finding.append(rationale.count_sentence(*question.counted, rng))
+    facts = rationale.fact_sentences(measurement, question.names, question.pairs, rng, sizes=question.sizes, vertical=question.vertical)
+    return rationale.compose([*question.lead, *finding], facts, question.answer, rng)
 
 
 def stored_claim(claim: dict[str, Any] | None) -> dict[str, Any] | None:

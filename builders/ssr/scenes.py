@@ -30,6 +30,7 @@ from builders.ssr.pipeline import (
     measure_stored,
     predict_depth,
 )
+from builders.ssr.rationale import plural
 from dataengine.core.builder import Context, Sample, register_builder
 from dataengine.core.catalog import BuildSpec, Partition
 from dataengine.core.fields import encode_image
@@ -37,6 +38,16 @@ from dataengine.depth.geometry import Intrinsics
 from dataengine.depth.sources import parse_spec
 
 KINDS = ("existence", "counting", "position", "depth_order", "distance", "size", "attribute")
+# SSR-CoT is a spatial set: by default the spatial kinds weigh three times the general ones.
+DEFAULT_QUESTION_MIX = {"distance": 3, "depth_order": 3, "size": 3, "position": 3, "existence": 1, "counting": 1, "attribute": 1}
+QUESTION_MIX_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {kind: {"type": "number", "minimum": 0} for kind in KINDS},
+    "default": DEFAULT_QUESTION_MIX,
+    "description": "relative weight of each question kind; a kind left out weighs 0",
+}
 # Pixel centres fall short of an object's edges by up to a pixel in all, so a size is checkable to
 # 2% only across about 100 pixels.
 MIN_SIZE_PIXELS = 100
@@ -104,9 +115,16 @@ def _unoccluded(obj: dict[str, Any], camera: Camera) -> bool:
     return inside and all(abs(a - b) <= 1.0 for a, b in zip(visible, amodal))
 
 
+def _draw(rng: np.random.Generator, kinds: list[str], weights: dict[str, float]) -> str:
+    """One kind, drawn with probability proportional to its weight."""
+    p = np.array([weights[kind] for kind in kinds])
+    return kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
+
+
 @register_builder("ssr_cot_scenes")
 class SSRScenesBuilder(ScenesBuilder):
-    """`questions_per_scene` records per rendered scene; depth from `depth_source` (gt or a model)."""
+    """`questions_per_scene` records per rendered scene, their kinds drawn by `question_mix`; depth from
+    `depth_source` (gt or a model)."""
 
     sample_kind = "ssr_cot"
     task_categories = ("visual-question-answering",)
@@ -117,7 +135,7 @@ class SSRScenesBuilder(ScenesBuilder):
             **{k: v for k, v in ScenesBuilder.params_schema["properties"].items() if k != "image_format"},
             **PARAMS_SCHEMA,
             "questions_per_scene": {"type": "integer", "minimum": 1, "maximum": 16, "default": 2},
-            "kinds": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(KINDS)}, "default": list(KINDS)},
+            "question_mix": QUESTION_MIX_SCHEMA,
         },
     }
 
@@ -140,6 +158,8 @@ class SSRScenesBuilder(ScenesBuilder):
             raise ValueError(
                 "params.depth_source: rendered scenes have one view; use 'gt' or 'model:<path>' (stereo needs a rectified pair)"
             )
+        if not any(spec.params["question_mix"].values()):
+            raise ValueError(f"params.question_mix: every weight is 0; give at least one of {', '.join(KINDS)} a positive weight")
         return super().plan(spec)
 
     def item_key(self, item: int, ctx: Context) -> str:
@@ -238,14 +258,17 @@ class SSRScenesBuilder(ScenesBuilder):
         truth: list[dict[str, Any]],
         params: dict[str, Any],
     ) -> list[Question]:
-        kinds = list(params["kinds"])
+        weights = {kind: float(params["question_mix"].get(kind, 0)) for kind in KINDS}
         questions: list[Question] = []
         for _ in range(4 * params["questions_per_scene"]):
-            if len(questions) == params["questions_per_scene"]:
+            kinds = [kind for kind in KINDS if weights[kind] > 0]
+            if len(questions) == params["questions_per_scene"] or not kinds:
                 break
-            kind = kinds[int(rng.integers(len(kinds)))]
+            kind = _draw(rng, kinds, weights)
             question = getattr(self, f"_ask_{kind}")(rng, objects, named, exact, truth)
-            if question is not None and all(question.text != q.text for q in questions):
+            if question is None:
+                weights[kind] = 0.0  # this scene has nothing of this kind to ask about
+            elif all(question.text != q.text for q in questions):
                 questions.append(question)
         return questions
 
@@ -254,27 +277,38 @@ class SSRScenesBuilder(ScenesBuilder):
         return options[int(rng.integers(len(options)))] if options else None
 
     def _ask_existence(self, rng, objects, named, exact, truth) -> Question | None:
-        present = {(o["color"], o["category"]) for o in objects}
-        if rng.random() < 0.5 and named:
+        if not named:
+            return None  # alike objects only: neither a "yes" nor what was seen instead can be named
+        if rng.random() < 0.5 or len(named) < len(objects):  # a "no" names everything seen instead
             name = self._pick(rng, sorted(named))
             return Question(f"Is there a {name} in the image?", "Yes", "existence", [name], [], sizes=False)
-        absent = sorted({(c, k) for c in COLORS for k in CATEGORIES} - present)
-        color, category = self._pick(rng, absent)
-        return Question(f"Is there a {color} {category} in the image?", "No", "existence", sorted(named), [], sizes=False)
+        present = {(o["color"], o["category"]) for o in objects}
+        color, category = self._pick(rng, sorted({(c, k) for c in COLORS for k in CATEGORIES} - present))
+        what = f"{color} {category}"
+        return Question(f"Is there a {what} in the image?", "No", "existence", sorted(named), [], sizes=False, absent=what)
 
     def _ask_counting(self, rng, objects, named, exact, truth) -> Question | None:
-        category = self._pick(rng, list(CATEGORIES))
-        members = [o for o in objects if o["category"] == category]
-        names = [f"{o['color']} {o['category']}" for o in members]
-        if any(n not in named for n in names):
-            return None  # two alike objects cannot both be named in the rationale
-        return Question(f"How many {category}s are there in the image?", str(len(members)), "counting", sorted(names), [], sizes=False)
+        members = {category: [f"{o['color']} {category}" for o in objects if o["category"] == category] for category in CATEGORIES}
+        # Every object counted is named in the rationale, so alike objects cannot be counted; a zero
+        # count names everything seen instead, so it needs every object named.
+        countable = [c for c, names in members.items() if all(n in named for n in names) and (names or len(named) == len(objects))]
+        category = self._pick(rng, countable)
+        if category is None:
+            return None
+        names, text = sorted(members[category]), f"How many {plural(category)} are there in the image?"
+        if not names:
+            return Question(text, "0", "counting", sorted(named), [], sizes=False, absent=category)
+        return Question(text, str(len(names)), "counting", names, [], sizes=False, counted=(len(names), category))
 
     def _claimed(self, rng, truth, fact) -> dict[str, Any] | None:
         return self._pick(rng, [c for c in truth if c["fact"] == fact])
 
+    @staticmethod
+    def _has(truth: list[dict[str, Any]], fact: str) -> bool:
+        return any(c["fact"] == fact for c in truth)
+
     def _ask_position(self, rng, objects, named, exact, truth) -> Question | None:
-        claim = self._claimed(rng, truth, self._pick(rng, ["side", "side", "vertical"]))
+        claim = self._claimed(rng, truth, self._pick(rng, [f for f in ("side", "side", "vertical") if self._has(truth, f)]))
         if claim is None:
             return None
         a, b = claim["a"], claim["b"]
@@ -316,7 +350,7 @@ class SSRScenesBuilder(ScenesBuilder):
         )
 
     def _ask_size(self, rng, objects, named, exact, truth) -> Question | None:
-        claim = self._claimed(rng, truth, self._pick(rng, ["height", "width"]))
+        claim = self._claimed(rng, truth, self._pick(rng, [f for f in ("height", "width") if self._has(truth, f)]))
         if claim is None:
             return None
         word = "tall" if claim["fact"] == "height" else "wide"

@@ -58,7 +58,7 @@ class Family:
     description: str
     builder_modules: tuple[str, ...]  # importing them registers the family's builders
     commands: tuple[str, ...] = ()  # "module:attribute" of click commands
-    exporters: Mapping[str, str] = field(default_factory=dict)  # layout -> "module:function(release, out) -> int"
+    exporters: Mapping[str, str] = field(default_factory=dict)  # layout -> "module:function(release, out, **options) -> int"
     demo: tuple[DemoStep, ...] = ()
 
 

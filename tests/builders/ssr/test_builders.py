@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
 from PIL import Image
 
@@ -18,44 +17,12 @@ from builders.ssr import rationale
 from builders.ssr.scenes import analytic_extent
 from dataengine.api import build
 from dataengine.cli import cli
-from dataengine.core.catalog import load_catalog
 from dataengine.release.verify import verify_release
-
-
-def _catalog(directory, builder, params, splits, sources=None, name="ssr"):
-    document = {
-        "name": name,
-        "version": "0.0.1",
-        "builder": builder,
-        "description": "test",
-        "license": "cc-by-4.0",
-        "seed": 5,
-        "params": params,
-        "splits": splits,
-        "shards": {"max_samples": 8, "max_bytes": "64MB"},
-    }
-    if sources:
-        document["sources"] = sources
-    path = directory / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return load_catalog(path)
+from tests.builders.ssr.conftest import ssr_catalog
 
 
 def _records(release, split="train"):
     return [s["json"] for s in dataengine.load(release, split=split, decode="numpy")]
-
-
-@pytest.fixture(scope="module")
-def scenes_release(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("ssr-scenes")
-    spec = _catalog(
-        directory,
-        "ssr_cot_scenes",
-        {"width": 320, "height": 240, "objects": [2, 4], "questions_per_scene": 3},
-        {"train": {"num_samples": 24}},
-    )
-    build(spec, directory / "release", workers=1, progress=False)
-    return directory / "release"
 
 
 def test_scenes_with_ground_truth_depth(scenes_release):
@@ -71,8 +38,10 @@ def test_scenes_with_ground_truth_depth(scenes_release):
         parsed = rationale.parse(record["rationale"])
         stored = {o["name"]: o for o in record["facts"]["objects"]}
         for fact in parsed:
-            if fact["kind"] in ("object", "box"):
+            if fact["kind"] in ("object", "located"):
                 assert fact["box"] == stored[fact["name"]]["box"]
+            if fact["kind"] == "located":
+                assert fact["depth"] == stored[fact["name"]]["nearest_m"]
             if fact["kind"] == "object":
                 assert (fact["height"], fact["width"]) == (stored[fact["name"]]["height_m"], stored[fact["name"]]["width_m"])
             if fact["kind"] == "distance":
@@ -121,7 +90,7 @@ def _real_spec(directory, root, depth_source, **extra):
         "vocot": str(root / "vocot.json"),
         "llava_cot": str(root / "llava_cot.jsonl"),
     }
-    return _catalog(
+    return ssr_catalog(
         directory,
         "ssr_cot",
         {"depth_source": depth_source, **extra},

@@ -122,7 +122,9 @@ def test_rewrite_through_an_openai_compatible_endpoint_is_fact_checked(monkeypat
     try:
         monkeypatch.setenv("TEST_LLM_KEY", "sk-secret")
         config = RewriteConfig(endpoint=f"http://127.0.0.1:{server.server_port}/v1", model="tiny", api_key_env="TEST_LLM_KEY")
-        original = "I find the red box at [0.100, 0.200, 0.300, 0.400]. The red box and the blue ball are 1.25 meters apart. So the answer is left."
+        original = (
+            "I find the red box at [0.100,0.200,0.300,0.400]. The red box and the blue ball are 1.25 meters apart. So the answer is left."
+        )
         _ChatServer.mode = "faithful"
         out = rewrite(original, config)
         assert out.startswith("We can see the red box") and lost_facts(original, out) is None
