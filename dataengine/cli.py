@@ -316,6 +316,77 @@ def report(release: str) -> None:
     click.echo(f"wrote {write_report(release)}")
 
 
+@cli.command("validate")
+@click.argument("release", type=click.Path(exists=True, file_okay=False))
+@click.option("--trainer", help="A registered trainer (default: chosen from what the release holds; image + depth -> depth).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the recipe's epochs.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--reference", type=click.Path(exists=True, file_okay=False), help="A trusted release: the model must beat its prior there too."
+)
+@click.option("--against", type=click.Path(exists=True), help="A previous release (or its validation.json): no metric may regress.")
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a validate setting, e.g. --set validate.recipe.lr=3e-4."
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def validate(
+    release: str,
+    trainer: str | None,
+    epochs: int | None,
+    device: str,
+    reference: str | None,
+    against: str | None,
+    overrides: tuple[str, ...],
+    no_progress: bool,
+) -> None:
+    """Train the reference recipe on RELEASE and gate it: writes RELEASE/validation.json, updates the
+    card (and report.html when there is one); exit 0 on pass, 1 on fail, 2 on a usage error.
+
+    A killed or interrupted run resumes from its last epoch checkpoint (RELEASE/.validate/).
+    """
+    from dataengine.release.reader import ReleaseError
+    from dataengine.validate.run import validate_release
+
+    try:
+        result = validate_release(
+            release,
+            trainer=trainer,
+            overrides=overrides,
+            epochs=epochs,
+            device=device,
+            reference=reference,
+            against=against,
+            progress=not no_progress,
+        )
+    except (CatalogError, ReleaseError, ValueError, KeyError) as exc:
+        raise CommandError(str(exc).strip("'\"")) from None
+    except ImportError as exc:
+        raise CommandError(f"validate needs torch and timm ({exc}); pip install -e '.[models]'") from None
+    except KeyboardInterrupt:
+        raise CommandError(
+            f"interrupted; the last epoch checkpoint is kept in {release}/.validate: rerun the same command to resume", 130
+        ) from None
+    _refresh_release_pages(release)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items() if k in ("abs_rel", "rmse", "a1"))
+    prior = ", ".join(f"{k} {v:.4f}" for k, v in result["prior"].items() if k in ("abs_rel", "rmse", "a1"))
+    click.echo(f"{result['trainer']}: {metrics} (prior baseline: {prior})")
+    for reason in result["reasons"]:
+        click.secho(f"FAIL {reason}", fg="red")
+    click.echo(f"{result['verdict'].upper()}: {release}/validation.json")
+    if result["verdict"] != "pass":
+        sys.exit(1)
+
+
+def _refresh_release_pages(release: str) -> None:
+    """The card (always) and report.html (when one was made) show the new validation.json."""
+    from dataengine.publish.card import refresh_card
+    from dataengine.publish.report import write_report
+
+    refresh_card(release)
+    if (Path(release) / "report.html").exists():
+        write_report(release)
+
+
 @cli.command("builders")
 def list_builders() -> None:
     """List the registered builders and the sample kind each writes."""

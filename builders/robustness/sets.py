@@ -274,6 +274,8 @@ class KittiC(CorruptionSetBuilder):
     default_set = "kitti-c"
     default_size = (640, 192)
 
+    depth_protocol = "kitti"
+
     def depth_kind(self, spec: BuildSpec) -> str:
         return "depth_kitti"  # KITTI's own 1/256 m code keeps the 65.5-80 m range the protocol scores
 
@@ -337,6 +339,7 @@ def gt_depth_array(path: str) -> np.ndarray:
 class NyuC(CorruptionSetBuilder):
     """NYUDepth2-C: NYU Depth v2 test pairs in the BTS/AdaBins layout (rgb_NNNNN.jpg + sync_depth_NNNNN.png, mm)."""
 
+    depth_protocol = "nyu"
     default_set = "nyu-c"
     default_size = None
     required_sources = ("root",)

@@ -94,6 +94,7 @@ class Builder(ABC):
     sample_kind: str = ""
     required_sources: tuple[str, ...] = ()
     task_categories: tuple[str, ...] = ()  # Hugging Face Hub task categories for the card
+    depth_protocol: str = "metric"  # how depth is evaluated (dataengine.metrics.depth protocols): metric, kitti, nyu
     params_schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
     split_schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
 

@@ -43,6 +43,7 @@ CATALOG_SCHEMA: dict[str, Any] = {
             "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
             "additionalProperties": {"type": "object"},
         },
+        "validate": {"type": "object", "description": "the reference trainer's recipe and gate (dataengine validate)"},
         "shards": {
             "type": "object",
             "additionalProperties": False,
@@ -246,6 +247,7 @@ def load_catalog(path: str | Path, overrides: Iterable[str] = (), limit: int | N
         "sources": {name: str(p) for name, p in sources.items()},
         "splits": splits,
         "shards": {"max_samples": shards.max_samples, "max_bytes": shards.max_bytes},
+        **({"validate": document["validate"]} if "validate" in document else {}),
     }
     digest = hashlib.sha256(encode_json({"catalog": resolved, "limit": limit})).hexdigest()
     return BuildSpec(

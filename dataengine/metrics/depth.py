@@ -34,7 +34,9 @@ class Protocol:
 KITTI = Protocol("kitti", 1e-3, 80.0, (0.40810811, 0.99189189, 0.03594771, 0.96405229), median_scaling=True)
 # Eigen crop of NYU at 480x640: rows 45:471, columns 41:601.
 NYU = Protocol("nyu", 1e-3, 10.0, (45 / 480, 471 / 480, 41 / 640, 601 / 640), median_scaling=False)
-PROTOCOLS = {"kitti": KITTI, "nyu": NYU}
+# Metric depth without a crop (rendered scenes, any source with dense metric ground truth).
+METRIC = Protocol("metric", 1e-3, 80.0, None, median_scaling=False)
+PROTOCOLS = {"kitti": KITTI, "nyu": NYU, "metric": METRIC}
 
 
 def protocol(name: str | Protocol) -> Protocol:

@@ -9,11 +9,11 @@ from typing import Any
 
 import yaml
 
-from dataengine.core.builder import Builder
+from dataengine.core.builder import Builder, create_builder
 from dataengine.core.fields import field_kind
 from dataengine.core.schema import SampleSchema
 from dataengine.io.atomic import write_text_atomic
-from dataengine.release.reader import configs_of
+from dataengine.release.reader import Release, configs_of
 
 
 def card_yaml(manifest: dict[str, Any], schema: SampleSchema, tasks: Sequence[str] = ()) -> dict[str, Any]:
@@ -146,6 +146,50 @@ def write_card(out: Path, manifest: dict[str, Any], schema: SampleSchema, summar
     """README.md of a release being finalised (a side file of `dataengine.run.finalize`)."""
     text = card_text(manifest, schema, summary, builder.card_sections(manifest), builder.task_categories)
     validation = out / "validation.json"
-    if validation.exists():  # written by the reference trainers' release gate
-        text += f"\n## Validation\n\n```json\n{validation.read_text().strip()}\n```\n"
+    if validation.exists():  # written by `dataengine validate`
+        text += validation_section(json.loads(validation.read_text()))
     write_text_atomic(out / "README.md", text)
+
+
+def validation_section(result: dict[str, Any]) -> str:
+    """The card's summary of validation.json: verdict and reasons, model vs baselines, where to look."""
+    columns = [("model", result.get("metrics", {})), ("prior baseline", result.get("prior", {}))]
+    if "reference" in result:
+        columns += [("on the reference", result["reference"]["metrics"]), ("reference prior", result["reference"]["prior"])]
+    if "against" in result:
+        columns.append(("previous release", result["against"]["metrics"]))
+    names = list(result.get("metrics", {}))
+    table = ["| metric | " + " | ".join(title for title, _ in columns) + " |", "|---|" + "---|" * len(columns)]
+    table += [
+        f"| {name} | " + " | ".join(f"{values[name]:.4f}" if name in values else "-" for _, values in columns) + " |" for name in names
+    ]
+    recipe = result.get("recipe", {})
+    lines = [
+        "",
+        "## Validation",
+        "",
+        f"Verdict: **{result['verdict']}** (trainer `{result['trainer']}`, {recipe.get('epochs', '?')} epochs of "
+        f"`{recipe.get('backbone', '?')}`, seed {result.get('seed')}, {result.get('device', '?')}; full results in `validation.json`).",
+        "",
+        *[f"- {reason}" for reason in result.get("reasons", [])],
+        "",
+        *table,
+        "",
+    ]
+    robustness = result.get("robustness", {})
+    if robustness.get("dee2"):
+        lines += [f"Robustness of the reference model: mCE {robustness['mCE']}, mRR {robustness['mRR']} ({robustness['reference']}).", ""]
+    if result.get("least_learnable"):
+        keys = ", ".join(f"`{row['key']}` ({row['loss']:.3f})" for row in result["least_learnable"])
+        lines += [f"Least learnable training samples (highest loss; look here first for label errors): {keys}", ""]
+    return "\n".join(lines)
+
+
+def refresh_card(release: str | Path) -> Path:
+    """Rewrite the README.md of a finished release from its files (after validate wrote validation.json)."""
+    root = Path(release)
+    manifest = Release.open(root).manifest
+    schema = SampleSchema(json.loads((root / "schema.json").read_text()))
+    stats = json.loads((root / "stats.json").read_text()) if (root / "stats.json").exists() else {}
+    write_card(root, manifest.document, schema, stats.get("dataset", {}), create_builder(manifest.builder))
+    return root / "README.md"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dataengine.release.verify import verify_release
 
-IGNORED = (".work", ".cache")
+IGNORED = (".work", ".cache", ".validate")  # build state, caches, validate checkpoints
 
 
 class PublishError(RuntimeError):

@@ -104,6 +104,65 @@ def bars(counts: dict[str, int], title: str, path: Path) -> str | None:
     return path.name
 
 
+def learning_curve(result: dict[str, Any], path: Path) -> str | None:
+    """Training loss per epoch of the reference model."""
+    history = result.get("history") or []
+    if not history:
+        return None
+    plt, fig = figure(6, 3)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([row["epoch"] for row in history], [row["loss"] for row in history], marker="o", color="#3b6ea8")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"{result.get('trainer', '')} reference model")
+    save(plt, fig, path)
+    return path.name
+
+
+def least_learnable_gallery(release: Release, result: dict[str, Any], path: Path) -> str | None:
+    """Thumbnails of the highest-loss training samples, with their loss."""
+    rows = {row["key"]: row for row in result.get("least_learnable") or []}
+    images = release.manifest.members("image")
+    if not rows or not images:
+        return None
+    split = next(iter(rows.values()))["split"]
+    found = [sample for sample in release.samples(split) if sample["__key__"] in rows]
+    found.sort(key=lambda sample: -rows[sample["__key__"]]["loss"])
+    columns = min(4, len(found))
+    plt, fig = figure(2.6 * columns, 2.2 * ((len(found) + columns - 1) // columns))
+    for i, sample in enumerate(found):
+        ax = fig.add_subplot((len(found) + columns - 1) // columns, columns, i + 1)
+        ax.imshow(sample[images[0]])
+        ax.set_title(f"{sample['__key__']}\nloss {rows[sample['__key__']]['loss']:.3f}", fontsize=7)
+        ax.set_axis_off()
+    save(plt, fig, path)
+    return path.name
+
+
+def validation_sections(release: Release, result: dict[str, Any], out: Path) -> str:
+    """The verdict, the metrics against the baselines, the learning curve, the least learnable samples."""
+    reasons = "".join(f"<li>{html.escape(reason)}</li>" for reason in result.get("reasons", []))
+    columns = [("model", result.get("metrics", {})), ("prior baseline", result.get("prior", {}))]
+    if "reference" in result:
+        columns.append(("on the reference", result["reference"]["metrics"]))
+    header = "".join(f"<th>{html.escape(title)}</th>" for title, _ in columns)
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{values.get(name, float('nan')):.4f}</td>" for _, values in columns) + "</tr>"
+        for name in result.get("metrics", {})
+    )
+    parts = [
+        f"<section><h2>Validation: {html.escape(result['verdict'])}</h2><ul>{reasons}</ul>"
+        f"<table><tr><th>metric</th>{header}</tr>{rows}</table></section>"
+    ]
+    for title, name in (
+        ("Learning curve", learning_curve(result, out / "learning_curve.png")),
+        ("Least learnable training samples", least_learnable_gallery(release, result, out / "least_learnable.png")),
+    ):
+        if name:
+            parts.append(f'<section><h2>{html.escape(title)}</h2><img src="{REPORT_DIR}/{name}" alt="{html.escape(title)}"></section>')
+    return "\n".join(parts)
+
+
 def write_report(release: str | Path) -> Path:
     """Write `report.html` and its figures (in `report/`) into the release; returns the HTML path."""
     source = Release.open(release)
@@ -135,7 +194,7 @@ def write_report(release: str | Path) -> Path:
     )
     validation = release / "validation.json"
     if validation.exists():
-        sections += f"<section><h2>Validation</h2><pre>{html.escape(validation.read_text())}</pre></section>"
+        sections += validation_sections(source, json.loads(validation.read_text()), out)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(manifest["name"])} {html.escape(manifest["version"])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} img{{max-width:100%;border:1px solid #ddd}} td,th{{padding:2px 10px;text-align:left}}</style>
