@@ -62,7 +62,7 @@ def available_trainers() -> list[str]:
 
 
 def trainer_class(name: str | None, manifest: Manifest) -> type[Trainer]:
-    """The named trainer, or the first registered one that accepts the release."""
+    """The named trainer, or the one that accepts the release (a shipped one before user trainers)."""
     _discover()
     if name is not None:
         if name not in _TRAINERS:
@@ -72,9 +72,12 @@ def trainer_class(name: str | None, manifest: Manifest) -> type[Trainer]:
         if not _TRAINERS[name].accepts(manifest):
             raise ValueError(f"trainer '{name}' cannot learn from a '{manifest.sample_kind}' release (members {sorted(manifest.fields)})")
         return _TRAINERS[name]
-    for cls in _TRAINERS.values():
-        if cls.accepts(manifest):
-            return cls
+    accepting = sorted(
+        (cls for cls in _TRAINERS.values() if cls.accepts(manifest)),
+        key=lambda cls: (not cls.__module__.startswith("dataengine."), cls.name),
+    )
+    if accepting:  # the shipped reference trainer first; others by --trainer NAME
+        return accepting[0]
     raise ValueError(
         f"no trainer learns from a '{manifest.sample_kind}' release (members {sorted(manifest.fields)}); "
         f"trainers: {', '.join(sorted(_TRAINERS))}"

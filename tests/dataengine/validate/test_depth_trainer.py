@@ -176,3 +176,34 @@ def test_usage_errors_exit_2(good):
     assert CliRunner().invoke(cli, ["validate", str(good), "--trainer", "dpeth"]).exit_code == 2
     result = CliRunner().invoke(cli, ["validate", str(good), "--set", "validate.recipe.epoks=3"])
     assert result.exit_code == 2 and "did you mean 'epochs'" in result.output
+
+
+def test_a_robustness_release_trains_on_clean_frames_and_scores_every_corruption(tmp_path, good):
+    catalog = {
+        "name": "small-c",
+        "version": "0.0.1",
+        "builder": "depth_c",
+        "seed": 3,
+        "params": {"corruptions": ["fog", "gaussian_noise"], "severities": [1, 3], "source_split": "train"},
+        "sources": {"release": str(good)},
+        "splits": {"test": {}},
+        "shards": {"max_samples": 64},
+        "validate": {"recipe": {**RECIPE, "epochs": 2}},
+    }
+    (tmp_path / "small-c.yaml").write_text(yaml.safe_dump(catalog))
+    release = build(tmp_path / "small-c.yaml", tmp_path / "small-c", workers=0, progress=False).out
+    result, document = validate(release)
+    assert result.exit_code in (0, 1), result.output
+    assert document["train_split"] == document["eval_split"] == "clean/test"
+    assert 40 <= document["train_samples"] < 64  # the seeded hold-out frames are never trained on
+    assert set(document["splits"]) == {
+        "clean/test",
+        "fog/severity_1",
+        "fog/severity_3",
+        "gaussian_noise/severity_1",
+        "gaussian_noise/severity_3",
+    }
+    robustness = document["robustness"]
+    assert set(robustness["dee2"]) == {"fog", "gaussian_noise"} and robustness["mRR"] > 0 and robustness["mCE"] > 0
+    clean = document["splits"]["clean/test"]
+    assert robustness["clean_dee2"] == round(round((round(clean["abs_rel"], 3) - round(clean["a1"], 3) + 1) / 2, 3), 3)
