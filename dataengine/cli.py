@@ -367,8 +367,9 @@ def validate(
             f"interrupted; the last epoch checkpoint is kept in {release}/.validate: rerun the same command to resume", 130
         ) from None
     _refresh_release_pages(release)
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items() if k in ("abs_rel", "rmse", "a1"))
-    prior = ", ".join(f"{k} {v:.4f}" for k, v in result["prior"].items() if k in ("abs_rel", "rmse", "a1"))
+    shown = ("abs_rel", "rmse", "a1", "accuracy", "qra_accuracy", "no_depth_accuracy")
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items() if k in shown)
+    prior = ", ".join(f"{k} {v:.4f}" for k, v in result["prior"].items() if k in shown)
     click.echo(f"{result['trainer']}: {metrics} (prior baseline: {prior})")
     for reason in result["reasons"]:
         click.secho(f"FAIL {reason}", fg="red")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from builders.ssr import rationale
 from builders.ssr.export import depth_path_for
 from builders.ssr.facts import FactError, Region
 from builders.ssr.pipeline import (
@@ -70,6 +71,9 @@ class SSRCoTBuilder(Builder):
 
     def sample_overlay(self, record: Mapping[str, Any]) -> tuple[str, list[list[float]]]:
         return record.get("question", ""), []
+
+    def parse_rationale(self, text: str) -> list[dict[str, Any]]:
+        return rationale.parse(text)
 
     def describe_depth(self, spec: BuildSpec) -> str:
         return describe_depth_source(spec.params, "from the source's ground truth")

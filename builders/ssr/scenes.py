@@ -18,6 +18,7 @@ import numpy as np
 
 from builders.scenes.builder import ScenesBuilder
 from builders.scenes.geometry import CATEGORIES, COLORS, Camera, Rendering, Shape
+from builders.ssr import rationale
 from builders.ssr.facts import FactError, Measurement, Region, measure
 from builders.ssr.gate import agreement, agreement_rates
 from builders.ssr.pipeline import (
@@ -141,6 +142,9 @@ class SSRScenesBuilder(ScenesBuilder):
 
     def sample_overlay(self, record: Mapping[str, Any]) -> tuple[str, list[list[float]]]:
         return record.get("question", ""), []
+
+    def parse_rationale(self, text: str) -> list[dict[str, Any]]:
+        return rationale.parse(text)
 
     def describe_depth(self, spec: BuildSpec) -> str:
         return describe_depth_source(spec.params, "from the renderer (exact)")
@@ -322,6 +326,8 @@ class SSRScenesBuilder(ScenesBuilder):
         claim = self._claimed(rng, truth, "depth_order")
         if claim is None:
             return None
+        if rng.random() < 0.5:  # pairs come nearest first: name them in either order, or the wording gives the answer away
+            claim = {**claim, "a": claim["b"], "b": claim["a"], "value": "farther" if claim["value"] == "closer" else "closer"}
         a, b = claim["a"], claim["b"]
         closer = a if claim["value"] == "closer" else b
         return Question(

@@ -135,6 +135,11 @@ class Builder(ABC):
         """What the report draws on a sample's image: a caption and pixel boxes [x0, y0, x1, y1]."""
         return "", []
 
+    def parse_rationale(self, text: str) -> list[dict[str, Any]] | None:
+        """The facts a rationale of this family states (one dict per recognised sentence), for the
+        reference trainer to check generated rationales against a record's facts; None: not readable."""
+        return None
+
     def report_figures(self, release: Any, out: Any) -> list[tuple[str, str | None]]:
         """(title, file name in `out`) of the family's own report figures, given the opened Release."""
         return []

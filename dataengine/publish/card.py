@@ -152,16 +152,30 @@ def write_card(out: Path, manifest: dict[str, Any], schema: SampleSchema, summar
 
 
 def validation_section(result: dict[str, Any]) -> str:
-    """The card's summary of validation.json: verdict and reasons, model vs baselines, where to look."""
+    """The card's summary of validation.json: verdict and reasons, model vs baselines, where to look.
+
+    Metrics named `<metric>/<group>` (e.g. `accuracy/distance`) go to a second table, a row per group
+    and a column per metric."""
     columns = [("model", result.get("metrics", {})), ("prior baseline", result.get("prior", {}))]
     if "reference" in result:
         columns += [("on the reference", result["reference"]["metrics"]), ("reference prior", result["reference"]["prior"])]
     if "against" in result:
         columns.append(("previous release", result["against"]["metrics"]))
-    names = list(result.get("metrics", {}))
+    names = [name for name in result.get("metrics", {}) if "/" not in name]
     table = ["| metric | " + " | ".join(title for title, _ in columns) + " |", "|---|" + "---|" * len(columns)]
     table += [
         f"| {name} | " + " | ".join(f"{values[name]:.4f}" if name in values else "-" for _, values in columns) + " |" for name in names
+    ]
+    grouped: dict[str, dict[str, float]] = {}
+    for name, value in result.get("metrics", {}).items():
+        if "/" in name:
+            metric, group = name.split("/", 1)
+            grouped.setdefault(group, {})[metric] = value
+    metrics = list(dict.fromkeys(metric for values in grouped.values() for metric in values))
+    by_group = ["| group | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)] if grouped else []
+    by_group += [
+        f"| {group} | " + " | ".join(f"{values[m]:.4f}" if m in values else "-" for m in metrics) + " |"
+        for group, values in grouped.items()
     ]
     recipe = result.get("recipe", {})
     lines = [
@@ -169,12 +183,13 @@ def validation_section(result: dict[str, Any]) -> str:
         "## Validation",
         "",
         f"Verdict: **{result['verdict']}** (trainer `{result['trainer']}`, {recipe.get('epochs', '?')} epochs of "
-        f"`{recipe.get('backbone', '?')}`, seed {result.get('seed')}, {result.get('device', '?')}; full results in `validation.json`).",
+        f"`{recipe.get('backbone', recipe.get('vision', '?'))}`, seed {result.get('seed')}, {result.get('device', '?')}; full results in `validation.json`).",
         "",
         *[f"- {reason}" for reason in result.get("reasons", [])],
         "",
         *table,
         "",
+        *([*by_group, ""] if by_group else []),
     ]
     robustness = result.get("robustness", {})
     if robustness.get("dee2"):

@@ -4,7 +4,8 @@
 validate:
   trainer: depth                 # default: chosen from what the release holds
   recipe: {epochs: 12, backbone: resnet18, ...}   # the trainer's own settings (its params_schema)
-  gate: {learnability_margin: 0.1, reference_margin: 0.0, regression: {abs_rel: 0.05}}
+  gate: {learnability_margin: 0.1, learnability_gain: 0.0, reference_margin: 0.0, regression: {abs_rel: 0.05},
+         limits: {reference_rationale_facts: 0.9}}
 ```
 """
 
@@ -28,6 +29,12 @@ GATE_SCHEMA: dict[str, Any] = {
             "default": 0.1,
             "description": "the model's primary error must be at most (1 - margin) x the prior baseline's",
         },
+        "learnability_gain": {
+            "type": "number",
+            "minimum": 0,
+            "default": 0.0,
+            "description": "and by at least this much in absolute terms (a score in [0, 1]: a small prior cannot be beaten by noise)",
+        },
         "reference_margin": {
             "type": "number",
             "minimum": 0,
@@ -38,8 +45,14 @@ GATE_SCHEMA: dict[str, Any] = {
         "regression": {
             "type": "object",
             "additionalProperties": {"type": "number", "minimum": 0},
-            "default": {"abs_rel": 0.05, "a1": 0.05},
+            "default": {"abs_rel": 0.05, "a1": 0.05, "accuracy": 0.05},
             "description": "per metric, the relative worsening allowed against --against's validation.json",
+        },
+        "limits": {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "default": {"reference_rationale_facts": 0.9},
+            "description": "per metric, the worst value allowed (a minimum; a maximum where lower is better); absent metrics are skipped",
         },
     },
 }
@@ -66,12 +79,16 @@ def resolve_config(
     overrides: Iterable[str],
     recipe_schema: Mapping[str, Any] | None = None,
     trainer: str | None = None,
+    gate_defaults: Mapping[str, Any] | None = None,
 ) -> ValidateConfig:
     """The catalog's block with `validate.<key>=<value>` overrides applied, validated, defaults filled.
 
     Without `recipe_schema` the trainer is not known yet: only the block's shape is checked.
+    `gate_defaults` (the trainer's) fill gate settings the catalog leaves out.
     """
     document = {"validate": copy.deepcopy(dict(catalog_block or {}))}
+    if gate_defaults:
+        document["validate"]["gate"] = {**copy.deepcopy(dict(gate_defaults)), **dict(document["validate"].get("gate") or {})}
     for assignment in overrides:
         if not assignment.split("=", 1)[0].strip().startswith("validate."):
             raise CatalogError(f"--set '{assignment}': validate settings start with validate., e.g. --set validate.recipe.epochs=4")

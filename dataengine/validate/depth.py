@@ -172,6 +172,7 @@ class DepthTrainer(Trainer):
     params_schema = RECIPE_SCHEMA
     lower_is_better = LOWER_IS_BETTER
     primary = "abs_rel"
+    sample_kinds = ("scene", "depth_c")
 
     @classmethod
     def accepts(cls, manifest: Manifest) -> bool:

@@ -23,19 +23,23 @@ def gate(
 ) -> list[str]:
     """Every failed check as one sentence; empty when the release passes.
 
-    - learnability: the model beats the prior baseline (no image information) by the margin;
+    - learnability: the model beats the prior baseline (no image information) by the relative margin
+      (and, for higher-is-better scores, by `learnability_gain` in absolute terms);
     - truth: on `--reference` (a trusted release), the model beats that release's own prior, which
       catches labels that are wrong in a self-consistent way (flipped, wrong unit);
-    - regression: against a previous release's validation.json, no metric worsens beyond its tolerance.
+    - regression: against a previous release's validation.json, no metric worsens beyond its tolerance;
+    - limit: a metric is worse than its `limits` entry (the result's `explain` may say what that means).
     """
     reasons = []
     direction = lower_is_better[primary]
     ours, prior = result["metrics"][primary], result["prior"][primary]
     margin = settings["learnability_margin"]
-    needed = prior * (1 - margin) if direction else prior * (1 + margin)
+    gain = 0.0 if direction else settings.get("learnability_gain", 0.0)
+    needed = prior * (1 - margin) if direction else max(prior * (1 + margin), prior + gain)
     if (ours > needed) if direction else (ours < needed):
+        absolute = f" and {gain:.2f}" if gain else ""
         reasons.append(
-            f"learnability: the model's {primary} {ours:.4f} does not beat the prior baseline's {prior:.4f} by {margin:.0%} "
+            f"learnability: the model's {primary} {ours:.4f} does not beat the prior baseline's {prior:.4f} by {margin:.0%}{absolute} "
             f"(needs {'<=' if direction else '>='} {needed:.4f}): the images do not predict the labels"
         )
     reference = result.get("reference")
@@ -58,4 +62,13 @@ def gate(
                     f"regression: {metric} {result['metrics'][metric]:.4f} is {worse:.1%} worse than the previous release's "
                     f"{previous['metrics'][metric]:.4f} (tolerance {tolerance:.0%})"
                 )
+    for metric, limit in sorted(settings.get("limits", {}).items()):
+        if metric not in result["metrics"]:
+            continue
+        value, lower = result["metrics"][metric], lower_is_better.get(metric, True)
+        if (value > limit) if lower else (value < limit):
+            why = result.get("explain", {}).get(metric)
+            reasons.append(
+                f"limit: {metric} {value:.4f} is {'above' if lower else 'below'} its limit {limit:.4f}" + (f": {why}" if why else "")
+            )
     return reasons

@@ -1,4 +1,5 @@
-"""Trainers, registered by name and chosen by what a release holds (image + depth -> `depth`).
+"""Trainers, registered by name and chosen by what a release holds: a trainer made for the release's
+sample kind first (`ssr_cot`, `vqa` -> `spatial`), else one that accepts its members (image + depth -> `depth`).
 
 Like builders, user trainers register with `@register_trainer` in a module named by the
 `dataengine.trainers` entry point group.
@@ -26,6 +27,8 @@ class Trainer(ABC):
     params_schema: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
     primary: str = ""  # the metric the learnability and truth checks compare
     lower_is_better: dict[str, bool] = {}  # per metric, its direction (regression checks)
+    sample_kinds: tuple[str, ...] = ()  # the sample kinds it is made for: chosen before others that merely accept them
+    gate_defaults: dict[str, Any] = {}  # gate settings of its own, under the catalog's `validate.gate`
 
     @classmethod
     @abstractmethod
@@ -50,7 +53,8 @@ def register_trainer(name: str) -> Callable[[type[Trainer]], type[Trainer]]:
 
 @lru_cache(maxsize=1)
 def _discover() -> None:
-    import dataengine.validate.depth  # noqa: F401 - registers the shipped trainers
+    import dataengine.validate.depth
+    import dataengine.validate.spatial  # noqa: F401 - registers the shipped trainers
 
     for entry in entry_points(group=TRAINER_GROUP):
         entry.load()
@@ -74,9 +78,9 @@ def trainer_class(name: str | None, manifest: Manifest) -> type[Trainer]:
         return _TRAINERS[name]
     accepting = sorted(
         (cls for cls in _TRAINERS.values() if cls.accepts(manifest)),
-        key=lambda cls: (not cls.__module__.startswith("dataengine."), cls.name),
+        key=lambda cls: (manifest.sample_kind not in cls.sample_kinds, not cls.__module__.startswith("dataengine."), cls.name),
     )
-    if accepting:  # the shipped reference trainer first; others by --trainer NAME
+    if accepting:  # one made for the sample kind, then the shipped reference trainer; others by --trainer NAME
         return accepting[0]
     raise ValueError(
         f"no trainer learns from a '{manifest.sample_kind}' release (members {sorted(manifest.fields)}); "

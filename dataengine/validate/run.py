@@ -79,7 +79,7 @@ def validate_release(
     overrides = [*overrides, *([f"validate.recipe.epochs={epochs}"] if epochs is not None else [])]
     shape = resolve_config(block, overrides, trainer=trainer)
     cls = trainer_class(shape.trainer, source.manifest)
-    config = resolve_config(block, overrides, cls.params_schema, trainer=cls.name)
+    config = resolve_config(block, overrides, cls.params_schema, trainer=cls.name, gate_defaults=cls.gate_defaults)
     previous = _previous(against)
     trusted = Release.open(reference) if reference is not None else None
     job = Job(source, config, pick_device(device), trusted, source.path / WORKDIR / cls.name, progress, echo)
@@ -92,7 +92,7 @@ def validate_release(
         "trainer": cls.name,
         "metrics": result.pop("metrics"),
         "prior": result.pop("prior"),
-        **result,
+        **{k: v for k, v in result.items() if k != "explain"},
         **({"against": {"release": str(against), "metrics": previous["metrics"]}} if previous else {}),
         "recipe": config.recipe,
         "gate": config.gate,

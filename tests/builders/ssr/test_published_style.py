@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 from PIL import Image
 
@@ -201,3 +202,22 @@ def test_export_fills_depth_holes_with_the_far_end_and_records_the_fill(tmp_path
 def test_export_options_are_checked(tmp_path, scenes_release, options, message):
     result = CliRunner().invoke(cli, ["export", "ssr-cot", str(scenes_release), str(tmp_path / "out"), *options])
     assert result.exit_code != 0 and message in result.output
+
+
+def test_depth_order_questions_do_not_give_the_answer_away(tmp_path):
+    """The nearer object is named first in about half of the questions, not always (a question-only
+    model answered every depth_order question right before)."""
+    document = {
+        "name": "order",
+        "version": "0",
+        "builder": "ssr_cot_scenes",
+        "seed": 7,
+        "params": {"width": 160, "height": 120, "questions_per_scene": 2, "question_mix": {"depth_order": 1}},
+        "splits": {"train": {"num_samples": 40}},
+    }
+    (tmp_path / "order.yaml").write_text(yaml.safe_dump(document))
+    release = build(tmp_path / "order.yaml", tmp_path / "order", workers=0, progress=False).out
+    records = [s["json"] for s in dataengine.load(release, "train")]
+    assert len(records) >= 40 and {r["kind"] for r in records} == {"depth_order"}
+    first = [r["answer"].rstrip(".").removeprefix("the ") == r["question"].split(", the ")[1].split(" or ")[0] for r in records]
+    assert 0.25 < sum(first) / len(first) < 0.75
