@@ -12,24 +12,20 @@ trains on the clean frames outside a seeded hold-out and evaluates the hold-out 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
-import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dataengine.core.builder import create_builder
-from dataengine.io.atomic import write_json_atomic
 from dataengine.metrics.depth import Protocol, depth_metrics, mean_metrics, protocol, robodepth_dee
 from dataengine.release.load import load
 from dataengine.release.reader import Manifest, Release
+from dataengine.validate.checkpoints import EpochCheckpoints, lr_schedule
 from dataengine.validate.registry import Trainer, register_trainer
 
 CLEAN_SPLIT = "clean/test"
@@ -155,18 +151,6 @@ def si_log_loss(pred: Any, target: Any, si_lambda: float, per_sample: bool = Fal
     return 10 * torch.sqrt((mean_sq - si_lambda * mean**2).clamp_min(1e-12))
 
 
-def _schedule(total_steps: int, warmup: float) -> Callable[[int], float]:
-    warm = max(int(total_steps * warmup), 1)
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = min((step - warm) / max(total_steps - warm, 1), 1.0)
-        return 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
 @register_trainer("depth")
 class DepthTrainer(Trainer):
     params_schema = RECIPE_SCHEMA
@@ -251,12 +235,14 @@ class DepthTrainer(Trainer):
         from torch.utils.data import DataLoader
         from tqdm import tqdm
 
+        from dataengine.depth.learned import save_depth_model
+
         recipe, device = job.config.recipe, job.device
         cuda = device.startswith("cuda")
         steps_per_epoch = math.ceil(n_train / recipe["batch_size"])
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(recipe["epochs"] * steps_per_epoch, recipe["warmup"]))
-        state = Checkpoints(job.workdir, recipe)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(recipe["epochs"] * steps_per_epoch, recipe["warmup"]))
+        state = EpochCheckpoints(job.workdir, recipe, lambda net, folder: save_depth_model(net, config, folder))
         start, history = state.resume(model, optimizer, scheduler, job.echo)
         if cuda:
             model = model.to(memory_format=torch.channels_last)
@@ -321,8 +307,8 @@ class DepthTrainer(Trainer):
                     "samples_per_s": round(seen / max(time.perf_counter() - epoch_started, 1e-9), 2),
                 }
             )
-            state.save(model, config, optimizer, scheduler, epoch + 1, history)
-        final = state.finish(model, config)
+            state.save(model, optimizer, scheduler, epoch + 1, history)
+        final = state.publish(model)
         steps = wait + compute
         return {
             "history": history,
@@ -438,86 +424,3 @@ def robustness(per_split: dict[str, dict[str, float]]) -> dict[str, Any]:
 
 def _rounded(metrics: dict[str, float]) -> dict[str, float]:
     return {name: round(float(value), 6) for name, value in metrics.items()}
-
-
-class Checkpoints:
-    """Per-epoch checkpoints in `workdir/last` (model as a depth source + optimizer state), resumable."""
-
-    def __init__(self, workdir: Path, recipe: dict[str, Any]):
-        self.workdir = Path(workdir)
-        self.recipe_sha = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
-
-    def resume(self, model: Any, optimizer: Any, scheduler: Any, echo: Callable[[str], None]) -> tuple[int, list[dict[str, Any]]]:
-        from safetensors.torch import load_file
-
-        last = self.workdir / "last"
-        state_path = last / "state.json"
-        if not state_path.exists():
-            return 0, []
-        state = json.loads(state_path.read_text())
-        if state.get("recipe_sha256") != self.recipe_sha:
-            echo(f"{last}: a checkpoint of another recipe; starting over")
-            shutil.rmtree(last)
-            return 0, []
-        model.load_state_dict(load_file(str(last / "model.safetensors")))
-        _load_optimizer(optimizer, load_file(str(last / "optimizer.safetensors")), state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        echo(f"resuming from epoch {state['epoch']} ({last})")
-        return int(state["epoch"]), list(state["history"])
-
-    def save(self, model: Any, config: dict[str, Any], optimizer: Any, scheduler: Any, epoch: int, history: list[dict[str, Any]]) -> None:
-        from safetensors.torch import save_file
-
-        from dataengine.depth.learned import save_depth_model
-
-        tmp = self.workdir / ".last.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_depth_model(model, config, tmp)
-        tensors, layout = _flat_optimizer(optimizer)
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        write_json_atomic(
-            tmp / "state.json",
-            {
-                "epoch": epoch,
-                "recipe_sha256": self.recipe_sha,
-                "history": history,
-                "optimizer": layout,
-                "scheduler": scheduler.state_dict(),
-            },
-        )
-        last = self.workdir / "last"
-        old = self.workdir / ".last.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if last.exists():
-            os.replace(last, old)
-        os.replace(tmp, last)
-        shutil.rmtree(old, ignore_errors=True)
-
-    def finish(self, model: Any, config: dict[str, Any]) -> Path:
-        """The trained model as a depth source (`model:<workdir>/model`)."""
-        from dataengine.depth.learned import save_depth_model
-
-        target = self.workdir / "model"
-        tmp = self.workdir / ".model.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_depth_model(model, config, tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-        return target
-
-
-def _flat_optimizer(optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """AdamW state as flat tensors (safetensors) plus the JSON-able rest: no pickle for checkpoints."""
-    state = optimizer.state_dict()
-    tensors = {
-        f"{index}.{name}": value.detach().cpu().contiguous() for index, entry in state["state"].items() for name, value in entry.items()
-    }
-    return tensors, {"param_groups": state["param_groups"], "indices": sorted(int(i) for i in state["state"])}
-
-
-def _load_optimizer(optimizer: Any, tensors: dict[str, Any], layout: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {index: {} for index in layout["indices"]}
-    for name, value in tensors.items():
-        index, key = name.split(".", 1)
-        state[int(index)][key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": layout["param_groups"]})

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import sys
@@ -45,7 +44,7 @@ from dataengine.io.atomic import write_json_atomic
 from dataengine.metrics.vqa import aokvqa_direct_accuracy, infoseek_accuracy, vqa_accuracy
 from dataengine.release.load import load
 from dataengine.release.reader import Manifest, Release
-from dataengine.validate.depth import _flat_optimizer, _load_optimizer, _schedule
+from dataengine.validate.checkpoints import EpochCheckpoints, lr_schedule
 from dataengine.validate.registry import Trainer, register_trainer
 
 KINDS = ("ssr_cot", "vqa")
@@ -433,7 +432,7 @@ class SpatialTrainer(Trainer):
         n = len(train.keys)
         steps_per_epoch = math.ceil(n / recipe["batch_size"])
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"], betas=(0.9, 0.98))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(epochs * steps_per_epoch, recipe["warmup"]))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(epochs * steps_per_epoch, recipe["warmup"]))
         start, history = state.resume(model, optimizer, scheduler, job.echo)
         tokens = 0
         seconds = 0.0
@@ -623,12 +622,13 @@ def _layout(release: Release) -> tuple[str, list[str]]:
     return "train", held
 
 
-class VariantCheckpoints:
+class VariantCheckpoints(EpochCheckpoints):
     """Per-epoch checkpoints of one variant in `<workdir>/<variant>/last` (safetensors + JSON), resumable."""
 
     def __init__(self, folder: Path, recipe: dict[str, Any]):
-        self.folder = Path(folder)
-        self.recipe_sha = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+        from dataengine.validate.vlm import save_model
+
+        super().__init__(folder, recipe, save_model)
 
     def done(self) -> tuple[Any, list[dict[str, Any]], float] | None:
         """The finished model of this recipe, if a previous run trained it."""
@@ -642,47 +642,3 @@ class VariantCheckpoints:
             shutil.rmtree(self.folder)
             return None
         return load_model(self.folder / "model"), state["history"], state["speed"]
-
-    def resume(self, model: Any, optimizer: Any, scheduler: Any, echo: Callable[[str], None]) -> tuple[int, list[dict[str, Any]]]:
-        from safetensors.torch import load_file
-
-        last = self.folder / "last"
-        if not (last / "state.json").exists():
-            return 0, []
-        state = json.loads((last / "state.json").read_text())
-        if state.get("recipe_sha256") != self.recipe_sha:
-            echo(f"{last}: a checkpoint of another recipe; starting over")
-            shutil.rmtree(last)
-            return 0, []
-        model.load_state_dict(load_file(str(last / "model.safetensors")))
-        _load_optimizer(optimizer, load_file(str(last / "optimizer.safetensors")), state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        echo(f"resuming {self.folder.name} from epoch {state['epoch']} ({last})")
-        return int(state["epoch"]), list(state["history"])
-
-    def save(self, model: Any, optimizer: Any, scheduler: Any, epoch: int, history: list[dict[str, Any]]) -> None:
-        from safetensors.torch import save_file
-
-        from dataengine.validate.vlm import save_model
-
-        tmp = self.folder / ".last.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_model(model, tmp)
-        tensors, layout = _flat_optimizer(optimizer)
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        write_json_atomic(
-            tmp / "state.json",
-            {
-                "epoch": epoch,
-                "recipe_sha256": self.recipe_sha,
-                "history": history,
-                "optimizer": layout,
-                "scheduler": scheduler.state_dict(),
-            },
-        )
-        last, old = self.folder / "last", self.folder / ".last.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if last.exists():
-            os.replace(last, old)
-        os.replace(tmp, last)
-        shutil.rmtree(old, ignore_errors=True)

@@ -144,7 +144,7 @@ def test_regression_against_a_previous_validation(tmp_path, good):
 
 
 def test_same_seed_same_metrics_and_an_interrupted_run_resumes_to_the_same_result(tmp_path, good, monkeypatch):
-    from dataengine.validate import depth
+    from dataengine.validate.checkpoints import EpochCheckpoints
 
     copy = tmp_path / "r"
     shutil.copytree(good, copy, ignore=shutil.ignore_patterns(".validate", "validation.json"))
@@ -155,17 +155,17 @@ def test_same_seed_same_metrics_and_an_interrupted_run_resumes_to_the_same_resul
     assert [row["loss"] for row in again["history"]] == [row["loss"] for row in first["history"]]
 
     shutil.rmtree(copy / ".validate")
-    save = depth.Checkpoints.save
+    save = EpochCheckpoints.save
 
-    def interrupted(self, model, config, optimizer, scheduler, epoch, history):
-        save(self, model, config, optimizer, scheduler, epoch, history)
+    def interrupted(self, model, optimizer, scheduler, epoch, history):
+        save(self, model, optimizer, scheduler, epoch, history)
         if epoch == 1:
             raise KeyboardInterrupt  # Ctrl-C right after the first epoch's checkpoint
 
-    monkeypatch.setattr(depth.Checkpoints, "save", interrupted)
+    monkeypatch.setattr(EpochCheckpoints, "save", interrupted)
     result, _ = validate(copy, "--epochs", "3")
     assert result.exit_code == 130 and "rerun the same command to resume" in result.output
-    monkeypatch.setattr(depth.Checkpoints, "save", save)
+    monkeypatch.setattr(EpochCheckpoints, "save", save)
     result, resumed = validate(copy, "--epochs", "3")
     assert "resuming from epoch 1" in result.output and resumed["verdict"] == first["verdict"]
     assert resumed["metrics"] == first["metrics"]
