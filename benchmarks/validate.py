@@ -38,9 +38,10 @@ from dataengine.metrics.depth import protocol
 from dataengine.release.load import load
 from dataengine.release.reader import Release
 from dataengine.release.verify import verify_release
+from dataengine.validate.checkpoints import lr_schedule
 from dataengine.validate.config import resolve_config
-from dataengine.validate.depth import RECIPE_SCHEMA, DepthTrainer, _members, _schedule, si_log_loss
-from dataengine.validate.run import VALIDATION, WORKDIR, validate_release
+from dataengine.validate.depth import RECIPE_SCHEMA, DepthTrainer, _members, si_log_loss
+from dataengine.validate.run import VALIDATION, WORKDIR
 
 CONTRACT_S = 180
 
@@ -72,27 +73,36 @@ def rate(history: list[dict[str, Any]], n_train: int) -> float:
 
 
 def with_loader(release: Path, workers: int, epochs: int, device: str) -> dict[str, Any]:
+    """`dataengine validate` in its own process, as a user runs it (no state left over from another run)."""
     shutil.rmtree(release / WORKDIR, ignore_errors=True)
     (release / VALIDATION).unlink(missing_ok=True)
-    started = time.perf_counter()
-    document = validate_release(
-        release,
-        overrides=[f"validate.recipe.workers={workers}"],
-        epochs=epochs,
-        device=device,
-        progress=False,
-        echo=lambda message: None,
+    _, wall, _ = dataengine_cli(
+        "validate",
+        str(release),
+        "--no-progress",
+        "--device",
+        device,
+        "--epochs",
+        str(epochs),
+        "--set",
+        f"validate.recipe.workers={workers}",
     )
-    wall = time.perf_counter() - started
-    on_disk = json.loads((release / VALIDATION).read_text())
+    document = json.loads((release / VALIDATION).read_text())
     return {
-        "samples_s": rate(on_disk["history"], on_disk["train_samples"]),
-        "wait": on_disk["timings"]["data_wait_share"],
-        "train_s": on_disk["timings"]["train_s"],
+        "samples_s": rate(document["history"], document["train_samples"]),
+        "wait": document["timings"]["data_wait_share"],
+        "train_s": document["timings"]["train_s"],
         "total_s": wall,
         "verdict": document["verdict"],
-        "recipe": on_disk["recipe"],
+        "recipe": document["recipe"],
     }
+
+
+def in_memory_in_fresh_process(release: Path, epochs: int, device: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.validate", "--in-memory-of", str(release), "--epochs", str(epochs), "--device", device]
+    started = time.perf_counter()
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return {**json.loads(output.strip().splitlines()[-1]), "total_s": time.perf_counter() - started}
 
 
 def in_memory(release: Path, epochs: int, device: str) -> dict[str, Any]:
@@ -125,7 +135,7 @@ def in_memory(release: Path, epochs: int, device: str) -> dict[str, Any]:
     std = torch.tensor(config["std"], device=device).view(1, 3, 1, 1)
     batch = recipe["batch_size"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(epochs * math.ceil(n_train / batch), recipe["warmup"]))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(epochs * math.ceil(n_train / batch), recipe["warmup"]))
     generator = torch.Generator().manual_seed(recipe["seed"])
     wait = compute = 0.0
     for _ in range(epochs):
@@ -151,7 +161,7 @@ def in_memory(release: Path, epochs: int, device: str) -> dict[str, Any]:
             fetched = time.perf_counter()
             compute += fetched - t0
     steps = wait + compute
-    return {"samples_s": epochs * n_train / steps, "wait": wait / steps, "train_s": steps, "total_s": preload + steps, "preload_s": preload}
+    return {"samples_s": epochs * n_train / steps, "wait": wait / steps, "train_s": steps, "preload_s": preload}
 
 
 def dataengine_cli(*args: str) -> tuple[int, float, str]:
@@ -236,14 +246,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda[:N])")
     parser.add_argument("--skip-demo", action="store_true", help="skip the demo release's validate and its permuted copy")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--in-memory-of", type=Path, help=argparse.SUPPRESS)  # one in-memory run in this process: prints JSON
     args = parser.parse_args()
+    if args.in_memory_of is not None:
+        print(json.dumps(in_memory(args.in_memory_of, args.epochs, args.device)))
+        return
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="bench-validate-", dir=".")).resolve()
     try:
         release = small_release(work, args.samples)
         zero = with_loader(release, 0, args.epochs, args.device)
         two = with_loader(release, 2, args.epochs, args.device)
-        memory = in_memory(release, args.epochs, args.device)
+        memory = in_memory_in_fresh_process(release, args.epochs, args.device)
         recipe = two["recipe"]
         print(
             f"depth trainer, scenes 160x120 ({args.samples} train / 16 validation), {args.epochs} epochs, batch {recipe['batch_size']}, "
@@ -257,8 +271,8 @@ def main() -> None:
         ):
             print(f"  {name:34} {row['samples_s']:9.1f}  {row['wait']:9.1%}  {row['train_s']:7.1f}  {row['total_s']:7.1f}")
         print(
-            f"  (total: validate_release wall time incl. prior, evaluation, least-learnable scan and checkpoints; "
-            f"in-memory: {memory['preload_s']:.1f} s preload + training)"
+            f"  (each in a fresh process; total: wall time of `dataengine validate` (prior, training, evaluation, least-learnable "
+            f"scan, checkpoints) or of the in-memory run ({memory['preload_s']:.1f} s preload); samples/s over all epochs)"
         )
         print(f"2 workers vs 0 workers: {two['samples_s'] / zero['samples_s']:.2f}x samples/s")
         print(
