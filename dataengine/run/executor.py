@@ -102,10 +102,16 @@ class DaskExecutor:
             self.description = f"Dask scheduler {scheduler}"
         else:
             workers = workers or os.cpu_count() or 1
+            # The nanny writes the worker environment into this process's os.environ before each spawn;
+            # put ours back, or torch and BLAS here would run on one thread after a build.
+            self._environ = {name: os.environ.get(name) for name in WORKER_ENVIRON}
             with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}):
-                self.cluster = LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0", silence_logs=logging.ERROR
-                )
+                try:
+                    self.cluster = LocalCluster(
+                        n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0", silence_logs=logging.ERROR
+                    )
+                finally:
+                    self._restore_environ()
             self.client = Client(self.cluster)
             self.description = f"local Dask cluster of {workers} worker{'s' * (workers > 1)}"
         self.dashboard = self.client.dashboard_link
@@ -138,10 +144,18 @@ class DaskExecutor:
             if following is not None:
                 running.add(submit(following))
 
+    def _restore_environ(self) -> None:
+        for name, value in getattr(self, "_environ", {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
     def close(self) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+        self._restore_environ()  # a restarted worker's spawn writes it again
 
 
 def create_executor(workers: int | None = None, scheduler: str | None = None, processes: bool = True) -> Executor:

@@ -43,3 +43,19 @@ def test_in_process_build_is_byte_identical_to_a_dask_build(tmp_path, tiny_catal
     for split in theirs.splits:
         assert [s.sha256 for s in ours.shards(split)] == [s.sha256 for s in theirs.shards(split)]
     assert (result.out / "rejects.jsonl").read_bytes() == (tiny_release / "rejects.jsonl").read_bytes()
+
+
+def test_a_local_cluster_sets_the_worker_environment_only_in_the_workers(monkeypatch):
+    """Workers get one BLAS/OpenMP thread; the calling process keeps its own (training after a build)."""
+    import os
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")
+    executor = DaskExecutor(workers=1)
+    try:
+        seen = executor.client.run(lambda: (os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS")))
+        assert list(seen.values()) == [("1", "7")]  # unset: one thread; set by the user: kept
+        assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "7"
+    finally:
+        executor.close()
+    assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "7"
