@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from builders.fixtures import broken_copy
 from dataengine.api import build
 from dataengine.core.builder import create_builder
 from dataengine.core.catalog import load_catalog
 from dataengine.core.resources import resolve_catalog
-from dataengine.io.tar import ShardWriter
 from dataengine.metrics.depth import protocol
 from dataengine.release.load import load
 from dataengine.release.reader import Release
@@ -174,32 +174,15 @@ def dataengine_cli(*args: str) -> tuple[int, float, str]:
 
 
 def permuted_depth_copy(release: Path, out: Path, seed: int = 5) -> Path:
-    """A copy of `release` whose depth maps are permuted across each split, with a manifest that
-    matches its shards (as tests/dataengine/validate/test_depth_trainer.py::broken_copy writes it)."""
-    shutil.copytree(release, out, ignore=shutil.ignore_patterns(WORKDIR, VALIDATION))
+    """A copy of `release` whose depth maps are permuted across each split (shards and manifest valid)."""
     source = Release.open(release)
     depth_members = source.manifest.members("depth")
-    manifest = json.loads((out / "manifest.json").read_text())
-    for split in source.splits:
-        samples = list(source.raw_samples(split))
-        order = np.random.default_rng(seed).permutation(len(samples))
-        changed = [
-            {**{k: v for k, v in sample.items() if not k.startswith("__")}, **{m: samples[order[i]][m] for m in depth_members}}
-            for i, sample in enumerate(samples)
-        ]
-        position = 0
-        for entry in manifest["splits"][split]["shards"]:
-            writer = ShardWriter(out / entry["path"])
-            for _ in range(entry["num_samples"]):
-                writer.write(samples[position]["__key__"], changed[position])
-                position += 1
-            record = writer.close()
-            entry["sha256"], entry["num_bytes"] = record.sha256, record.num_bytes
-        manifest["splits"][split]["num_bytes"] = sum(e["num_bytes"] for e in manifest["splits"][split]["shards"])
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    problems = verify_release(out)
+    depths = {split: [{m: s[m] for m in depth_members} for s in source.raw_samples(split)] for split in source.splits}
+    order = {split: np.random.default_rng(seed).permutation(len(values)) for split, values in depths.items()}
+    copy = broken_copy(release, out, lambda split, members, i: {**members, **depths[split][order[split][i]]})
+    problems = verify_release(copy)
     assert problems == [], problems
-    return out
+    return copy
 
 
 def metrics_line(document: dict[str, Any]) -> str:

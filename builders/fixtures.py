@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from PIL import Image
 
 from builders.scenes.geometry import Camera, render, sample_layout, sample_light
 from dataengine.core.rng import sample_rng
+from dataengine.io.tar import ShardWriter
+from dataengine.release.reader import Release
 
 KITTI_FX = 721.5377
 KITTI_DATE = "2011_09_26"
@@ -393,3 +397,26 @@ def write_ssr_sources(root: str | Path) -> Path:
     ]
     (root / "llava_cot.jsonl").write_text("\n".join(json.dumps(line) for line in lines[:1]) + "\n{not json\n" + json.dumps(lines[1]) + "\n")
     return root
+
+
+def broken_copy(release: str | Path, out: str | Path, change: Callable[[str, dict[str, bytes], int], dict[str, bytes]]) -> Path:
+    """A copy of `release` whose samples went through `change(split, members, index)`, with a manifest
+    that matches its new shards: only the labels are wrong, not the files (controls for validate)."""
+    release, out = Path(release), Path(out)
+    shutil.copytree(release, out, ignore=shutil.ignore_patterns(".validate", "validation.json"))
+    source = Release.open(release)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for split in source.splits:
+        samples = list(source.raw_samples(split))
+        changed = [change(split, {k: v for k, v in s.items() if not k.startswith("__")}, i) for i, s in enumerate(samples)]
+        position = 0
+        for entry in manifest["splits"][split]["shards"]:
+            writer = ShardWriter(out / entry["path"])
+            for _ in range(entry["num_samples"]):
+                writer.write(samples[position]["__key__"], changed[position])
+                position += 1
+            record = writer.close()
+            entry["sha256"], entry["num_bytes"] = record.sha256, record.num_bytes
+        manifest["splits"][split]["num_bytes"] = sum(e["num_bytes"] for e in manifest["splits"][split]["shards"])
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from builders.fixtures import broken_copy as write_broken_copy
 from dataengine.api import build
 from dataengine.cli import cli
 from dataengine.core.depth_png import decode_depth_png, encode_depth_png
 from dataengine.core.fields import encode_image
-from dataengine.io.tar import ShardWriter
 from dataengine.release.reader import Release
 from dataengine.release.verify import verify_release
 
@@ -45,26 +45,9 @@ def good(tmp_path_factory) -> Path:
 
 
 def broken_copy(release: Path, out: Path, change: Callable[[str, dict[str, bytes], int], dict[str, bytes]]) -> Path:
-    """A copy of `release` whose samples went through `change(split, members, index)`, with a manifest
-    that matches its shards (so only the labels are wrong, not the files)."""
-    shutil.copytree(release, out, ignore=shutil.ignore_patterns(".validate", "validation.json"))
-    source = Release.open(release)
-    manifest = json.loads((out / "manifest.json").read_text())
-    for split in source.splits:
-        samples = list(source.raw_samples(split))
-        changed = [change(split, {k: v for k, v in s.items() if not k.startswith("__")}, i) for i, s in enumerate(samples)]
-        position = 0
-        for entry in manifest["splits"][split]["shards"]:
-            writer = ShardWriter(out / entry["path"])
-            for _ in range(entry["num_samples"]):
-                writer.write(samples[position]["__key__"], changed[position])
-                position += 1
-            record = writer.close()
-            entry["sha256"], entry["num_bytes"] = record.sha256, record.num_bytes
-        manifest["splits"][split]["num_bytes"] = sum(e["num_bytes"] for e in manifest["splits"][split]["shards"])
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    assert verify_release(out) == []
-    return out
+    copy = write_broken_copy(release, out, change)
+    assert verify_release(copy) == []
+    return copy
 
 
 def _depth(members: dict[str, bytes]) -> np.ndarray:
