@@ -11,10 +11,28 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from dataengine.core.catalog import BuildSpec, load_catalog
-from dataengine.core.resources import resolve_catalog
+from dataengine.core.resources import CatalogInfo, resolve_catalog
+from dataengine.core.resources import list_catalogs as shipped_catalogs
 from dataengine.publish.card import write_card
-from dataengine.run.build import BuildResult
+from dataengine.release.reader import Release
+from dataengine.run.build import BuildResult, PartitionsFailed
 from dataengine.run.build import build as run_build
+
+
+class BuiltRelease(Release):
+    """The release a build made (or found up to date): `.splits`, `.configs`, `.lengths`, `len()`,
+    `.load(split, ...)`, plus how the build went (`.status`, `.out`, `.items`)."""
+
+    def __init__(self, result: BuildResult):
+        opened = Release.open(result.out)
+        super().__init__(opened.root, opened.manifest)
+        self.out: Path = result.out
+        self.status: str = result.status  # "built" | "up-to-date"
+        self.items: int = result.items  # planned items (after `limit`)
+        self.failures: list[tuple[str, str]] = []
+
+    def __repr__(self) -> str:
+        return f"BuiltRelease({str(self.out)!r}, status={self.status!r}, lengths={self.lengths})"
 
 
 def build(
@@ -31,13 +49,15 @@ def build(
     progress: bool = True,
     processes: bool = True,
     echo: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
-) -> BuildResult:
+) -> BuiltRelease:
     """Build a catalog (a path, a shipped catalog's name, or a loaded `BuildSpec`) into `out`
-    (default `releases/<name>`); an interrupted build of the same catalog resumes.
+    (default `releases/<name>`) and return the release; an interrupted build of the same catalog resumes.
 
     `workers`: local Dask worker processes (default: the cores; 0 runs in this process), or
-    `scheduler`: the address of an existing Dask cluster. `errors="raise"` stops at the first bad
-    item with its traceback instead of recording it in rejects.jsonl.
+    `scheduler`: the address of an existing Dask cluster. `limit` keeps the first N planned items of
+    each split; `overrides` are `dotted.key=value` strings, as `--set` takes them. `errors="raise"`
+    stops at the first bad item with its traceback instead of recording it in rejects.jsonl.
+    Raises `PartitionsFailed` (with `.failures`) when partitions fail after their retries: rerun to resume.
     """
     if isinstance(catalog, BuildSpec):
         if limit is not None or tuple(overrides):
@@ -46,7 +66,7 @@ def build(
     else:
         spec = load_catalog(resolve_catalog(catalog), overrides=overrides, limit=limit)
     target = Path(out) if out is not None else Path("releases") / spec.name
-    return run_build(
+    result = run_build(
         spec,
         target,
         workers=workers,
@@ -59,3 +79,12 @@ def build(
         echo=echo,
         side_files=(write_card,),
     )
+    if result.status == "failed":
+        raise PartitionsFailed(result.out, result.failures)
+    return BuiltRelease(result)
+
+
+def list_catalogs() -> list[CatalogInfo]:
+    """The shipped catalogs (`name`, `builder`, `description`, `env`: the variables their sources need);
+    `dataengine.build(name, ...)` builds one."""
+    return shipped_catalogs()

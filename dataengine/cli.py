@@ -6,13 +6,18 @@ import json
 import logging
 import os
 import sys
+import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from dataengine.core.catalog import CatalogError, load_catalog
 from dataengine.core.plugins import CommandError
 from dataengine.core.resources import resolve_catalog
+
+T = TypeVar("T")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -39,7 +44,7 @@ def _run_build(
     errors: str = "skip",
 ) -> Path:
     from dataengine.api import build
-    from dataengine.run.build import BuildError
+    from dataengine.run.build import BuildError, PartitionsFailed
 
     if workers is not None and workers < 0:
         raise CommandError(
@@ -57,19 +62,24 @@ def _run_build(
     click.echo(f"building {spec.name} {spec.version} ({spec.builder}) into {out_path}", err=True)
     try:
         result = build(spec, out_path, workers=workers, scheduler=scheduler, force=force, progress=progress, retries=retries, errors=errors)
+    except PartitionsFailed as exc:
+        raise CommandError(f"{len(exc.failures)} partition(s) failed; rerun the same command to resume", code=1) from None
     except BuildError as exc:
         raise CommandError(str(exc)) from None
     except KeyboardInterrupt:
         raise CommandError(f"interrupted; finished partitions are kept in {out_path}: rerun the same command to resume", code=130) from None
-    if result.status == "failed":
-        raise CommandError(f"{len(result.failures)} partition(s) failed; rerun the same command to resume", code=1)
-    manifest = result.manifest or {}
-    splits = manifest.get("splits", {})
-    counts = ", ".join(f"{split}: {entry['num_samples']}" for split, entry in splits.items())
-    if len(splits) > 6:
-        counts = f"{len(splits)} splits, {sum(e['num_samples'] for e in splits.values())} samples"
+    lengths = result.lengths
+    counts = ", ".join(f"{split}: {count}" for split, count in lengths.items())
+    if len(lengths) > 6:
+        counts = f"{len(lengths)} splits, {len(result)} samples"
     state = "already complete" if result.status == "up-to-date" else "done"
-    click.echo(f"{state}: {result.out}  ({counts}; rejects: {manifest.get('rejects', {}).get('total', 0)})")
+    items = f"; from {result.items} planned items" if result.items != len(result) else ""
+    click.echo(f"{state}: {result.out}  ({counts}; rejects: {result.manifest.rejects_total}{items})")
+    if spec.limit is not None:
+        click.echo(
+            f"--limit {spec.limit} kept the first {spec.limit} planned items of each split: {result.items} items gave {len(result)} samples "
+            "(a builder may write several samples per item, e.g. one per question or per corruption, and rejects some)"
+        )
     return result.out
 
 
@@ -78,7 +88,11 @@ def _run_build(
 @click.option("--out", "-o", type=click.Path(file_okay=False), help="Release folder (default: releases/<name>).")
 @click.option("--workers", "-w", type=int, help="Local Dask worker processes (default: number of cores; 0: this process, no Dask).")
 @click.option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://host:8786 (workers must see --out).")
-@click.option("--limit", type=int, help="Keep only the first N planned samples of each split (a quick trial).")
+@click.option(
+    "--limit",
+    type=int,
+    help="Keep only the first N planned items of each split (a quick trial); an item may give several samples (questions, corruptions).",
+)
 @click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a catalog value, e.g. --set params.width=640 (repeatable)."
 )
@@ -157,27 +171,38 @@ def verify(release: str, no_decode: bool) -> None:
 
 
 @cli.command()
-@click.argument("shard", type=click.Path(exists=True, dir_okay=False))
+@click.argument("shard", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def inspect(shard: str, as_json: bool) -> None:
-    """Summarise SHARD: keys, members with sizes, and the first sample decoded."""
-    from dataengine.release.inspect import summarize_shard
+    """Summarise SHARD: keys, members with sizes, and the first sample decoded.
+
+    SHARD may be a release folder: then the first shard of each split is summarised.
+    """
+    from dataengine.release.inspect import summarize_release, summarize_shard
+    from dataengine.release.reader import ReleaseError
 
     try:
-        summary = summarize_shard(shard)
+        summaries = summarize_release(shard) if Path(shard).is_dir() else [summarize_shard(shard)]
+    except ReleaseError as exc:
+        raise CommandError(f"{exc}; or give one shard (a .tar file)", code=1) from None
     except Exception as exc:  # noqa: BLE001 - report any unreadable shard plainly
         raise CommandError(f"{shard} is not a readable shard: {type(exc).__name__}: {exc}", code=1) from None
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(json.dumps(summaries if Path(shard).is_dir() else summaries[0], indent=2))
         return
-    click.echo(f"{summary['path']}: {summary['samples']} samples, {summary['bytes'] / 1e6:.2f} MB")
-    click.echo(f"keys: {', '.join(summary['first_keys'])} ... {summary['last_key']}")
-    click.echo("members:")
-    for name, info in summary["members"].items():
-        click.echo(f"  {name:<14} x{info['count']:<6} mean {info['mean_bytes'] / 1e3:8.1f} kB")
-    click.echo("first sample:")
-    for name, description in (summary["first_sample"] or {}).items():
-        click.echo(f"  {name:<14} {description}")
+    for number, summary in enumerate(summaries):
+        if number:
+            click.echo("")
+        if "split" in summary:
+            click.echo(f"== split {summary['split']}: the first of its {summary['split_shards']} shard(s) ==")
+        click.echo(f"{summary['path']}: {summary['samples']} samples, {summary['bytes'] / 1e6:.2f} MB")
+        click.echo(f"keys: {', '.join(summary['first_keys'])} ... {summary['last_key']}")
+        click.echo("members:")
+        for name, info in summary["members"].items():
+            click.echo(f"  {name:<14} x{info['count']:<6} mean {info['mean_bytes'] / 1e3:8.1f} kB")
+        click.echo("first sample:")
+        for name, description in (summary["first_sample"] or {}).items():
+            click.echo(f"  {name:<14} {description}")
 
 
 @cli.command("export", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -288,13 +313,26 @@ def depth_command(
 def publish(release: str, repo_id: str, revision: str | None, private: bool, dry_run: bool) -> None:
     """Upload RELEASE to the Hugging Face Hub (resumable; refuses a release that fails verify).
 
-    The token comes from HF_TOKEN or `huggingface-cli login` and is never printed or stored.
+    The token comes from HF_TOKEN or `hf auth login` and is never printed or stored. It is checked,
+    and the Hub reached, before anything else; the card names the repo (how to load it from the Hub).
     """
+    from dataengine.publish.card import Location, refresh_card, release_card
     from dataengine.publish.hub import PublishError, plan_upload
     from dataengine.publish.hub import publish as upload
 
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise CommandError(f"--repo-id {repo_id!r}: write it as <user or org>/<name>", code=1)
+    location = Location(repo_id, revision)
     try:
-        plan = plan_upload(release, repo_id) if dry_run else upload(release, repo_id, revision, private)
+        if dry_run:
+            plan = plan_upload(release, repo_id)
+        else:
+            _check_hub_access()
+            try:
+                refresh_card(release, location)
+            except (OSError, ValueError, tarfile.TarError):
+                pass  # a broken release: the upload's verify (next) names every problem and uploads nothing
+            plan = _talking_to_the_hub("the upload stopped", lambda: upload(release, repo_id, revision, private))
     except PublishError as exc:
         raise CommandError(str(exc), code=1) from None
     for path, size in plan.files:
@@ -304,7 +342,45 @@ def publish(release: str, repo_id: str, revision: str | None, private: bool, dry
         + (" (dry run: nothing uploaded)" if dry_run else "")
     )
     if dry_run:
-        click.echo("\n--- README.md (dataset card) ---\n" + plan.card)
+        click.echo("\n--- README.md (dataset card, as it will be uploaded) ---\n" + release_card(release, location, write=False))
+
+
+def _check_hub_access() -> None:
+    """A token, then the Hub: each missing one is one error line, before any work."""
+    from huggingface_hub import HfApi, get_token
+
+    if not get_token():
+        raise CommandError("publish needs a Hugging Face token: set HF_TOKEN or run `hf auth login` (nothing was uploaded)", code=1)
+    _talking_to_the_hub("cannot check the token", lambda: HfApi().whoami())
+
+
+def _talking_to_the_hub(doing: str, call: Callable[[], T]) -> T:
+    """Run a Hub call; a refused token or an unreachable Hub becomes one line saying what to do."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return call()
+    except HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status == 401:
+            raise CommandError(
+                "the Hugging Face Hub refused the token (401): set a valid HF_TOKEN or run `hf auth login`", code=1
+            ) from None
+        if status == 403:
+            raise CommandError("the token may not write to this repo (403): use a write token, or a repo you own", code=1) from None
+        raise CommandError(f"{doing}: the Hub answered {str(exc).splitlines()[0]}; rerun to resume", code=1) from None
+    except Exception as exc:
+        if not _is_network_error(exc):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CommandError(
+            f"cannot reach the Hugging Face Hub ({reason}); check the network and rerun (the upload resumes)", code=1
+        ) from None
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    root = type(exc).__module__.split(".")[0]
+    return isinstance(exc, (OSError, TimeoutError)) or root.startswith("httpx") or root in ("requests", "urllib3", "httpcore")
 
 
 @cli.command()
@@ -390,11 +466,21 @@ def _refresh_release_pages(release: str) -> None:
 
 @cli.command("builders")
 def list_builders() -> None:
-    """List the registered builders and the sample kind each writes."""
-    from dataengine.core.builder import available_builders, create_builder
+    """List the registered builders: name, the sample kind it writes, and what it builds."""
+    from dataengine.core.builder import available_builders, create_builder, describe_builder
 
     for name in available_builders():
-        click.echo(f"{name:<16} {create_builder(name).sample_kind}")
+        click.echo(f"{name:<16} {create_builder(name).sample_kind:<8} {describe_builder(name)}")
+
+
+@cli.command("catalogs")
+def list_catalogs_command() -> None:
+    """List the shipped catalogs (build one with `dataengine build NAME`), with the variables they need."""
+    from dataengine.core.resources import list_catalogs
+
+    for info in list_catalogs():
+        needs = f"  [needs {', '.join(info.env)}]" if info.env else ""
+        click.echo(f"{info.name:<16} {info.builder:<16} {info.description}{needs}")
 
 
 def _add_family_commands() -> None:

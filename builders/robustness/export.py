@@ -35,9 +35,11 @@ def export_corruption_set(
     release: str | Path, out: str | Path, top: str = "kitti_c", frame_path: Callable[[str], str] = _same_frame
 ) -> int:
     """`<out>/<top>/<corruption>/<severity>/<path>` and `<out>/<top>/clean/<path>`, with `<path>` =
-    `frame_path(record frame)` as a `.png`. PNG bytes are copied from the shards unchanged. Returns
-    the number of files written."""
-    source, root = Release.open(release), Path(out) / top
+    `frame_path(record frame)` as a `.png`. `out` is RoboDepth's data root (the folder holding `<top>/`),
+    or the `<top>` folder itself (`/data/kitti_c`): it is not nested a second time. PNG bytes are
+    copied from the shards unchanged. Returns the number of files written."""
+    source = Release.open(release)
+    root = Path(out) if Path(out).name == top else Path(out) / top
     if source.manifest.sample_kind != "depth_c":
         raise ValueError(f"{release} is a '{source.manifest.sample_kind}' release; this export needs a corruption set (depth_c)")
     written = 0

@@ -132,6 +132,8 @@ def category_stats(table: pl.DataFrame) -> dict[str, Any]:
 class VqaKnowledge(Builder):
     """One release from the official OK-VQA, A-OKVQA and InfoSeek files plus the COCO / OVEN images."""
 
+    description = "knowledge VQA from the official OK-VQA, A-OKVQA and InfoSeek files: curated, deduplicated, three perspectives"
+
     task_categories = ("visual-question-answering",)
 
     sample_kind = "vqa"

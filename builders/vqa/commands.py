@@ -18,13 +18,20 @@ from dataengine.core.plugins import CommandError
     type=click.Path(exists=True, dir_okay=False),
     help='JSONL: {"id": ..., "prediction": ..., "choice": "<A-OKVQA choice text>"}',
 )
+@click.option(
+    "--partial", is_flag=True, help="Score only the questions that have a prediction (by default every question of the release needs one)."
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the scores as JSON here.")
-def score_vqa(release: str, predictions: str, output: str | None) -> None:
-    """Score VQA predictions by each benchmark's official rules: overall, per perspective and per category."""
+def score_vqa(release: str, predictions: str, partial: bool, output: str | None) -> None:
+    """Score VQA predictions by each benchmark's official rules: overall, per perspective and per category.
+
+    Every question of the release needs a prediction (exit 1 naming how many are missing) unless
+    --partial; a prediction for an id that is not a question of the release is an error.
+    """
     from builders.vqa.scoring import METRICS, score_release
 
     try:
-        scores = score_release(release, predictions)
+        scores = score_release(release, predictions, partial=partial)
     except ValueError as exc:
         raise CommandError(str(exc), code=1) from None
     names = [m for m in METRICS if m in scores["overall"]]
@@ -46,7 +53,8 @@ def score_vqa(release: str, predictions: str, output: str | None) -> None:
     if "infoseek" in scores:
         _echo_infoseek(scores["infoseek"])
     if scores["missing_predictions"]:
-        click.echo(f"{scores['missing_predictions']} questions have no prediction (not scored)")
+        total = scores["questions"] + scores["missing_predictions"]
+        click.echo(f"--partial: {scores['missing_predictions']} of the {total} questions have no prediction and are not scored")
     if output:
         Path(output).write_text(json.dumps(scores, indent=2) + "\n")
 

@@ -112,20 +112,46 @@ def infoseek_summary(table: pl.DataFrame) -> dict[str, Any] | None:
     return summary
 
 
-def score_release(release: str | Path, predictions_path: str | Path) -> dict[str, Any]:
-    """Scores of the predictions on a release: overall, per perspective and category, InfoSeek's headline."""
+class PredictionsError(ValueError):
+    """The predictions do not match the release's questions; the message says how."""
+
+
+def _examples(ids: list[str], count: int = 3) -> str:
+    return ", ".join(ids[:count]) + (", ..." if len(ids) > count else "")
+
+
+def score_release(release: str | Path, predictions_path: str | Path, partial: bool = False) -> dict[str, Any]:
+    """Scores of the predictions on a release: overall, per perspective and category, InfoSeek's headline.
+
+    Every question needs a prediction unless `partial` (then the others are left out, and counted); a
+    prediction whose id is not a question of the release is always an error.
+    """
     source = Release.open(release)
     if source.manifest.sample_kind != "vqa":
         raise ValueError(f"{release} is a '{source.manifest.sample_kind}' release, not knowledge VQA")
     predictions = read_predictions(predictions_path)
-    rows, missing = [], []
+    rows, missing, known = [], [], set()
     for record in source.records():
+        known.add(record["id"])
         if record["id"] in predictions:
             rows.append(score_question(record, predictions[record["id"]]))
         else:
             missing.append(record["id"])
+    unknown = [key for key in predictions if key not in known]
+    if unknown:
+        rejected = _rejected_keys(source, unknown)
+        note = f" ({len(rejected)} of them rejected while building: see rejects.jsonl)" if rejected else ""
+        raise PredictionsError(
+            f"{len(unknown)} of the {len(predictions)} predictions in {predictions_path} name ids that are not questions of {release}"
+            f"{note}: {_examples(unknown)}; predict the release's questions (the `id` of each record)"
+        )
     if not rows:
-        raise ValueError(f"none of the {len(missing)} questions of {release} has a prediction in {predictions_path}")
+        raise PredictionsError(f"none of the {len(missing)} questions of {release} has a prediction in {predictions_path}")
+    if missing and not partial:
+        raise PredictionsError(
+            f"{len(missing)} of the {len(known)} questions of {release} have no prediction ({_examples(missing)}); "
+            "predict them all, or pass --partial to score only the predicted ones"
+        )
     table = pl.DataFrame(rows, infer_schema_length=None)
     metrics = [c for c in METRICS if c in table.columns]
     means = [pl.col(c).mean().alias(c) for c in metrics]
@@ -134,6 +160,7 @@ def score_release(release: str | Path, predictions_path: str | Path) -> dict[str
     result: dict[str, Any] = {
         "questions": table.height,
         "missing_predictions": len(missing),
+        "partial": bool(missing),
         "aokvqa_difficult_left_out": int(table["difficult_left_out"].sum()),
         "mc_choices_not_text": int(table["mc_choice_not_text"].sum()) if "mc_choice_not_text" in table.columns else 0,
         "overall": table.select(*means).to_dicts()[0],
@@ -152,3 +179,13 @@ def score_release(release: str | Path, predictions_path: str | Path) -> dict[str
     if infoseek is not None:
         result["infoseek"] = infoseek
     return result
+
+
+def _rejected_keys(source: Release, ids: list[str]) -> list[str]:
+    """Those of `ids` that the release's rejects.jsonl names (questions refused while building)."""
+    try:
+        text = (source.path / "rejects.jsonl").read_text()
+    except (OSError, ValueError):
+        return []
+    keys = {json.loads(line).get("key") for line in text.splitlines() if line.strip()}
+    return [key for key in ids if key in keys]

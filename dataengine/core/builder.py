@@ -63,6 +63,20 @@ def create_builder(name: str) -> Builder:
     return _REGISTRY[name]()
 
 
+def describe_builder(name: str) -> str:
+    """One line about a registered builder: its `description`, else the first paragraph of its own
+    docstring, else its family's description."""
+    cls = type(create_builder(name))
+    if cls.description:
+        return cls.description
+    doc = " ".join((cls.__dict__.get("__doc__") or "").strip().split("\n\n")[0].split())
+    if doc:
+        return doc.rstrip(".")
+    from dataengine.core.plugins import families
+
+    return next((family.description for family in families().values() if cls.__module__ in family.builder_modules), "")
+
+
 @dataclass
 class Context:
     """What `process` gets besides its partition: seeded randomness, a reject sink, counters, a cache."""
@@ -73,6 +87,15 @@ class Context:
     counters: Counter = field(default_factory=Counter)
     timings: defaultdict = field(default_factory=lambda: defaultdict(float))
     resources: dict[str, Any] = field(default_factory=dict)
+    items_done: int = 0
+    on_progress: Callable[[], None] | None = None  # set by the engine: shows the build's progress
+
+    def item_done(self, count: int = 1) -> None:
+        """Count planned items finished (written, rejected or yielding nothing), for the progress bar.
+        `Builder.process` calls it per item; a builder that overrides `process` calls it itself."""
+        self.items_done += count
+        if self.on_progress is not None:
+            self.on_progress()
 
     def rng(self, key: str, purpose: str) -> np.random.Generator:
         """The generator for one purpose of one sample, seeded by (release seed, key, purpose)."""
@@ -91,6 +114,7 @@ class Builder(ABC):
     """Base class: declare `sample_kind`, the parameter schemas, and implement plan/process_item."""
 
     name: str = ""
+    description: str = ""  # one line for `dataengine builders` (default: the class docstring's first paragraph)
     sample_kind: str = ""
     required_sources: tuple[str, ...] = ()
     task_categories: tuple[str, ...] = ()  # Hugging Face Hub task categories for the card
@@ -165,3 +189,4 @@ class Builder(ABC):
                 samples = list(self.process_item(item, ctx))
             ctx.timings["process"] += time.perf_counter() - started
             yield from samples
+            ctx.item_done()

@@ -156,6 +156,15 @@ def expand_env(value: str, where: str) -> str:
     return _ENV.sub(substitute, value)
 
 
+def error_paths(error: jsonschema.ValidationError, prefix: str = "") -> list[str]:
+    """The dotted keys a validation error is about (each unknown key of an additionalProperties error)."""
+    path = ".".join(([prefix] if prefix else []) + [str(part) for part in error.absolute_path])
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        return [".".join(filter(None, [path, str(key)])) for key in error.instance if key not in allowed]
+    return [path]
+
+
 def describe_error(error: jsonschema.ValidationError, prefix: str = "") -> str:
     """A validation error as `key.path: what is wrong`, suggesting the closest key for typos."""
     path = ".".join(([prefix] if prefix else []) + [str(part) for part in error.absolute_path])
@@ -171,11 +180,36 @@ def describe_error(error: jsonschema.ValidationError, prefix: str = "") -> str:
     return f"{path or '<top level>'}: {error.message}"
 
 
-def validate_against(schema: Mapping[str, Any], instance: Any, prefix: str, source: str) -> None:
+def blamed_override(path: str, overrides: Sequence[str]) -> str | None:
+    """The `--set` assignment that a problem at the dotted key `path` comes from, if any (the last one
+    whose key is the path, or lies above or below it)."""
+    for assignment in reversed(overrides):
+        key = assignment.split("=", 1)[0].strip()
+        if path and (key == path or key.startswith(f"{path}.") or path.startswith(f"{key}.")):
+            return assignment
+    return None
+
+
+def raise_problems(problems: Sequence[tuple[str, str]], source: str, overrides: Sequence[str] = ()) -> None:
+    """One CatalogError for (dotted key, message) problems: those a `--set` caused are reported as
+    `--set` errors, the rest as errors of the catalog file."""
+    if not problems:
+        return
+    by_override = [(blamed_override(path, overrides), message) for path, message in problems]
+    lines = [f"--set '{assignment}': {message}" for assignment, message in by_override if assignment]
+    in_file = [message for assignment, message in by_override if not assignment]
+    if in_file:
+        lines.append(f"{source}: invalid catalog\n  " + "\n  ".join(in_file))
+    raise CatalogError("\n".join(lines))
+
+
+def validate_against(schema: Mapping[str, Any], instance: Any, prefix: str, source: str, overrides: Sequence[str] = ()) -> None:
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = "\n  ".join(describe_error(e, prefix) for e in errors)
-        raise CatalogError(f"{source}: invalid catalog\n  {lines}")
+    problems = []
+    for error in errors:
+        paths = error_paths(error, prefix)
+        problems.append((paths[0] if paths else "", describe_error(error, prefix)))
+    raise_problems(problems, source, overrides)
 
 
 def fill_defaults(schema: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -209,26 +243,29 @@ def load_catalog(path: str | Path, overrides: Iterable[str] = (), limit: int | N
     if limit is not None and limit < 1:
         raise CatalogError(f"--limit {limit}: give a positive number of samples per split")
 
-    validate_against(CATALOG_SCHEMA, document, "", source)
+    validate_against(CATALOG_SCHEMA, document, "", source, overrides)
     try:
         builder = create_builder(document["builder"])
     except KeyError as exc:
-        raise CatalogError(f"{source}: builder: {exc.args[0]}") from None
+        raise_problems([("builder", f"builder: {exc.args[0]}")], source, overrides)
 
     params = fill_defaults(builder.params_schema, document.get("params") or {})
-    validate_against(builder.params_schema, params, "params", source)
+    validate_against(builder.params_schema, params, "params", source, overrides)
     splits = {}
     for split, values in document["splits"].items():
         splits[split] = fill_defaults(builder.split_schema, values)
-        validate_against(builder.split_schema, splits[split], f"splits.{split}", source)
+        validate_against(builder.split_schema, splits[split], f"splits.{split}", source, overrides)
 
     sources: dict[str, Path] = {}
     for name, raw in (document.get("sources") or {}).items():
-        expanded = Path(expand_env(raw, f"sources.{name}")).expanduser()
+        try:
+            expanded = Path(expand_env(raw, f"sources.{name}")).expanduser()
+        except CatalogError as exc:
+            raise_problems([(f"sources.{name}", str(exc))], source, overrides)
         if not expanded.is_absolute():
             expanded = (path.parent / expanded).resolve()
         if not expanded.exists():
-            raise CatalogError(f"{source}: sources.{name}: path '{expanded}' does not exist (from '{raw}')")
+            raise_problems([(f"sources.{name}", f"sources.{name}: path '{expanded}' does not exist (from '{raw}')")], source, overrides)
         sources[name] = expanded
     missing = [name for name in builder.required_sources if name not in sources]
     if missing:

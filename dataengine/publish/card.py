@@ -1,19 +1,59 @@
-"""The dataset card (README.md): YAML that `datasets` and the Hub read, and prose from the manifest."""
+"""The dataset card (README.md): YAML that `datasets` and the Hub read, prose from the manifest, the
+unit and scale of every depth member, how to load the release with each reader, and a few thumbnails
+(`thumbnails/`, which the Hub shows on the dataset's page)."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
+from PIL import Image
 
 from dataengine.core.builder import Builder, create_builder
+from dataengine.core.depth_png import MAX_CODE, UNITS_PER_M
 from dataengine.core.fields import field_kind
 from dataengine.core.schema import SampleSchema
-from dataengine.io.atomic import write_text_atomic
-from dataengine.release.reader import Release, configs_of
+from dataengine.io.atomic import write_bytes_atomic, write_text_atomic
+from dataengine.io.tar import read_samples
+from dataengine.release.reader import Release, configs_of, decode_value
+
+THUMBNAILS_DIR = "thumbnails"
+THUMBNAILS = 4
+THUMBNAIL_HEIGHT = 160
+UNIT_NAMES = {1000.0: "millimetres", 256.0: "1/256 m (KITTI)"}
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the card says the release is: a local folder (`<release dir>`), or a Hub dataset repo."""
+
+    repo_id: str | None = None
+    revision: str | None = None
+
+    @property
+    def ours(self) -> str:
+        """What `dataengine.load` and the decoders open."""
+        if not self.repo_id:
+            return "<release dir>"
+        return f"hf://datasets/{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+
+    @property
+    def hub(self) -> str:
+        """What `datasets.load_dataset` opens."""
+        return self.repo_id or "<release dir>"
+
+    def shards(self, pattern: str) -> str:
+        """What webdataset opens: local paths, or the Hub's download URLs."""
+        if not self.repo_id:
+            return f"<release dir>/{pattern}"
+        return f"https://huggingface.co/datasets/{self.repo_id}/resolve/{self.revision or 'main'}/{pattern}"
 
 
 def card_yaml(manifest: dict[str, Any], schema: SampleSchema, tasks: Sequence[str] = ()) -> dict[str, Any]:
@@ -47,14 +87,31 @@ def card_yaml(manifest: dict[str, Any], schema: SampleSchema, tasks: Sequence[st
     }
 
 
+def depth_lines(fields: dict[str, str]) -> list[str]:
+    """The unit and scale of each depth member, as the card states them."""
+    lines = []
+    for name, kind in fields.items():
+        if kind in UNITS_PER_M:
+            units = UNITS_PER_M[kind]
+            lines.append(
+                f"- `{name}`: 16-bit PNG in {UNIT_NAMES.get(units, f'1/{units:g} m')}: **metres = value / {units:g}**; 0 = no measurement; "
+                f"at most {MAX_CODE / units:.3f} m (farther is clipped there, never wrapped). `dataengine.load` and the decoders "
+                "below return float32 metres."
+            )
+    return lines
+
+
 def card_text(
     manifest: dict[str, Any],
     schema: SampleSchema,
     summary: dict[str, Any] | None = None,
     sections: Sequence[str] = (),
     tasks: Sequence[str] = (),
+    location: Location = Location(),
+    thumbnails: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The whole card; `sections` are the family's extra lines for "How it was built", `tasks` its Hub task categories."""
+    """The whole card; `sections` are the family's extra lines for "How it was built", `tasks` its Hub
+    task categories, `location` where readers open it, `thumbnails` (file, caption) pairs to show."""
     header = yaml.safe_dump(card_yaml(manifest, schema, tasks), sort_keys=False, allow_unicode=True)
     splits = "\n".join(
         f"| {split} | {entry['num_samples']} | {len(entry['shards'])} | {entry['num_bytes'] / 1e6:.1f} MB |"
@@ -71,11 +128,10 @@ def card_text(
         "; ".join(depth_members) + (f", {manifest['depth_source']}" if manifest.get("depth_source") else "") if depth_members else "none"
     )
     family_lines = "".join(f"{line}\n" for line in sections)
-    first_split = next(iter(manifest["splits"]))
-    last_shard = max(len(manifest["splits"][first_split]["shards"]) - 1, 0)
-    config, _, split = first_split.rpartition("/")
-    ours_args = f'config="{config}", split="{split}"' if config else f'split="{split}"'
-    hf_args = f'"{config}", split="{split}"' if config else f'split="{split}"'
+    depth_section = "\n".join(["", "## Depth", "", *depth_lines(manifest["fields"]), ""]) if depth_members else ""
+    samples_section = (
+        "\n".join(["", "## Samples", "", " ".join(f"![{caption}]({file})" for file, caption in thumbnails), ""]) if thumbnails else ""
+    )
     return f"""---
 {header}---
 
@@ -105,23 +161,63 @@ Members of every sample:
 
 Rejected samples: {rejects["total"]} (reasons in `rejects.jsonl`)
 {reject_lines}
-{_summary_section(summary)}
-## Loading
+{depth_section}{samples_section}{_summary_section(summary)}
+{loading_section(manifest, location)}"""
+
+
+def loading_section(manifest: dict[str, Any], location: Location = Location()) -> str:
+    """How to read the release with dataengine, datasets and webdataset; with depth, the same metres from all three."""
+    first_split = next((path for path, entry in manifest["splits"].items() if entry["num_samples"]), next(iter(manifest["splits"])))
+    last_shard = max(len(manifest["splits"][first_split]["shards"]) - 1, 0)
+    config, _, split = first_split.rpartition("/")
+    ours_args = f'config="{config}", split="{split}"' if config else f'split="{split}"'
+    hf_args = f'"{config}", split="{split}"' if config else f'split="{split}"'
+    urls = location.shards(f"{first_split}/{manifest['name']}-{{000000..{last_shard:06d}}}.tar")
+    depth = next((name for name, kind in manifest["fields"].items() if kind in UNITS_PER_M), None)
+    if depth is None:
+        return f"""## Loading
 
 ```python
 import dataengine
-for sample in dataengine.load("<release dir>", {ours_args}):
-    ...
+for batch in dataengine.load("{location.ours}", {ours_args}, batch_size=8):  # a torch IterableDataset
+    ...  # arrays stacked, records as lists
 ```
 
 ```python
 import datasets
-ds = datasets.load_dataset("<release dir>", {hf_args})
+ds = datasets.load_dataset("{location.hub}", {hf_args})
 ```
 
 ```python
 import webdataset as wds
-ds = wds.WebDataset("<release dir>/{first_split}/{manifest["name"]}-{{000000..{last_shard:06d}}}.tar", shardshuffle=False)
+import dataengine
+ds = wds.WebDataset("{urls}", shardshuffle=False).decode(dataengine.wds_decoder("{location.ours}"))
+```
+"""
+    units = UNITS_PER_M[manifest["fields"][depth]]
+    return f"""## Loading
+
+The same depth, in float32 metres, from each reader:
+
+```python
+import dataengine
+for batch in dataengine.load("{location.ours}", {ours_args}, batch_size=8):  # a torch IterableDataset
+    batch["{depth}"]  # float32 metres, 8 x H x W
+```
+
+```python
+import datasets, dataengine
+ds = datasets.load_dataset("{location.hub}", {hf_args})
+ds[0]["{depth}"]  # a 16-bit PIL image: numpy.asarray(...) / {units:g} is metres
+ds = ds.with_transform(dataengine.hf_decoder("{location.ours}"))
+ds[0]["{depth}"]  # float32 metres
+```
+
+```python
+import webdataset as wds
+import dataengine
+ds = wds.WebDataset("{urls}", shardshuffle=False).decode(dataengine.wds_decoder("{location.ours}"))
+next(iter(ds))["{depth}"]  # float32 metres (webdataset's own .decode("rgb8") reads 16-bit depth as 8 bits: do not use it for depth)
 ```
 """
 
@@ -142,13 +238,76 @@ def _summary_section(summary: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-def write_card(out: Path, manifest: dict[str, Any], schema: SampleSchema, summary: dict[str, Any], builder: Builder) -> None:
-    """README.md of a release being finalised (a side file of `dataengine.run.finalize`)."""
-    text = card_text(manifest, schema, summary, builder.card_sections(manifest), builder.task_categories)
+def write_thumbnails(out: Path, manifest: dict[str, Any], count: int = THUMBNAILS, write: bool = True) -> list[tuple[str, str]]:
+    """`thumbnails/sample-<n>.png` for the first samples of the first split with samples: the image, and
+    beside it the depth as a colour map (near is bright, no measurement black). Returns (file, caption);
+    `write=False` only names them."""
+    images = [name for name, kind in manifest["fields"].items() if kind == "image"]
+    depths = [name for name, kind in manifest["fields"].items() if kind in UNITS_PER_M]
+    shards = next((entry["shards"] for entry in manifest["splits"].values() if entry["num_samples"]), [])
+    if not images or not shards:
+        return []
+    written = []
+    for number, (key, members) in enumerate(islice(read_samples(out / shards[0]["path"]), count)):
+        file, caption = f"{THUMBNAILS_DIR}/sample-{number}.png", key + (f" ({images[0]}, {depths[0]})" if depths else "")
+        written.append((file, caption))
+        if not write:
+            continue
+        image = Image.fromarray(decode_value("image", members[images[0]]))
+        width = max(1, round(image.width * THUMBNAIL_HEIGHT / image.height))
+        tiles = [image.convert("RGB").resize((width, THUMBNAIL_HEIGHT), Image.Resampling.LANCZOS)]
+        if depths:
+            depth = decode_value(manifest["fields"][depths[0]], members[depths[0]])
+            tiles.append(colour_depth(depth).resize((width, THUMBNAIL_HEIGHT), Image.Resampling.NEAREST))
+        canvas = Image.new("RGB", (sum(tile.width for tile in tiles) + 4 * (len(tiles) - 1), THUMBNAIL_HEIGHT), "white")
+        for index, tile in enumerate(tiles):
+            canvas.paste(tile, (index * (width + 4), 0))
+        buffer = io.BytesIO()
+        canvas.save(buffer, format="PNG", compress_level=9)
+        write_bytes_atomic(out / file, buffer.getvalue())
+    return written
+
+
+def colour_depth(depth: np.ndarray) -> Image.Image:
+    """Depth in metres as an RGB colour map (magma, near bright), 0 = no measurement in black."""
+    from matplotlib import colormaps
+
+    valid = depth > 0
+    near, far = (float(depth[valid].min()), float(depth[valid].max())) if valid.any() else (0.0, 1.0)
+    scaled = np.clip((far - depth) / max(far - near, 1e-6), 0, 1)
+    rgb = (colormaps["magma"](scaled)[..., :3] * 255).round().astype(np.uint8)
+    rgb[~valid] = 0
+    return Image.fromarray(rgb)
+
+
+def write_card(
+    out: Path,
+    manifest: dict[str, Any],
+    schema: SampleSchema,
+    summary: dict[str, Any],
+    builder: Builder,
+    location: Location = Location(),
+) -> None:
+    """README.md (and its thumbnails) of a release being finalised (a side file of `dataengine.run.finalize`)."""
+    write_text_atomic(out / "README.md", render_card(out, manifest, schema, summary, builder, location))
+
+
+def render_card(
+    out: Path,
+    manifest: dict[str, Any],
+    schema: SampleSchema,
+    summary: dict[str, Any],
+    builder: Builder,
+    location: Location = Location(),
+    write: bool = True,
+) -> str:
+    """The card's text for the release in `out` (writing its thumbnails there unless `write=False`)."""
+    thumbnails = write_thumbnails(out, manifest, write=write)
+    text = card_text(manifest, schema, summary, builder.card_sections(manifest), builder.task_categories, location, thumbnails)
     validation = out / "validation.json"
     if validation.exists():  # written by `dataengine validate`
         text += validation_section(json.loads(validation.read_text()))
-    write_text_atomic(out / "README.md", text)
+    return text
 
 
 def validation_section(result: dict[str, Any]) -> str:
@@ -200,11 +359,20 @@ def validation_section(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def refresh_card(release: str | Path) -> Path:
-    """Rewrite the README.md of a finished release from its files (after validate wrote validation.json)."""
+def release_card(release: str | Path, location: Location = Location(), write: bool = True) -> str:
+    """The card of a finished release, from its files, for readers at `location` (publish: the Hub repo);
+    `write=False` leaves the thumbnails as they are."""
     root = Path(release)
     manifest = Release.open(root).manifest
     schema = SampleSchema(json.loads((root / "schema.json").read_text()))
     stats = json.loads((root / "stats.json").read_text()) if (root / "stats.json").exists() else {}
-    write_card(root, manifest.document, schema, stats.get("dataset", {}), create_builder(manifest.builder))
+    builder = create_builder(manifest.builder)
+    return render_card(root, manifest.document, schema, stats.get("dataset", {}), builder, location, write)
+
+
+def refresh_card(release: str | Path, location: Location = Location()) -> Path:
+    """Rewrite the README.md of a finished release from its files (after validate wrote validation.json,
+    or before publish, naming the Hub repo)."""
+    root = Path(release)
+    write_text_atomic(root / "README.md", release_card(root, location))
     return root / "README.md"

@@ -1,4 +1,5 @@
-"""`dataengine inspect`: what is inside one shard, in a form a person can read."""
+"""`dataengine inspect`: what is inside a shard (or the first shard of every split of a release), in a
+form a person can read."""
 
 from __future__ import annotations
 
@@ -69,3 +70,15 @@ def summarize_shard(path: str | Path) -> dict[str, Any]:
 def _guess_kind(name: str) -> str | None:
     ext = name.rsplit(".", 1)[-1]
     return {"json": "json", "jpg": "image", "jpeg": "image", "png": "image", "txt": "text"}.get(ext)
+
+
+def summarize_release(path: str | Path) -> list[dict[str, Any]]:
+    """The summary of the first shard of every split of the release at `path` (splits without shards
+    are left out), each with its `split`."""
+    release = Release.open(path)
+    summaries = []
+    for split in release.splits:
+        shards = release.shards(split)
+        if shards:
+            summaries.append({"split": split, "split_shards": len(shards), **summarize_shard(release.path / shards[0].path)})
+    return summaries

@@ -10,11 +10,17 @@ readers when there are at least N shards; otherwise (or with `equal_epochs=True`
 walks all shards and keeps every N-th sample. Either way each sample is read exactly once per
 epoch. `equal_epochs` also trims every rank to the same length (the remainder of N is dropped), as
 distributed training needs.
+
+Batching: `batch_size=` makes every reader yield batches of its own samples (`collate`: tensors and
+arrays stacked, records as lists), so `DataLoader(ds, batch_size=None, num_workers=K)` passes them
+on; or leave the dataset unbatched and give the DataLoader `batch_size=` (torch's default collate
+keeps records as lists).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tarfile
 from collections.abc import Iterator
@@ -24,6 +30,7 @@ from typing import Any
 from dataengine.core.rejects import POLICIES
 from dataengine.core.rng import sample_rng
 from dataengine.io.tar import ShardError, read_samples
+from dataengine.release.batch import RAGGED, Record, collate, register_with_torch
 from dataengine.release.reader import Release, decode_sample
 
 log = logging.getLogger("dataengine.release.load")
@@ -32,6 +39,23 @@ try:  # a torch IterableDataset when torch is there, so DataLoader shards work a
     from torch.utils.data import IterableDataset as _Base
 except ImportError:  # pragma: no cover - torch is optional
     _Base = object
+else:
+    register_with_torch()
+
+DECODE = ("numpy", "torch", None)
+
+
+def check_decode(decode: str | None) -> None:
+    """A `decode` choice that can run here: one of DECODE, and torch installed for "torch"."""
+    if decode not in DECODE:
+        raise ValueError(f"decode must be 'numpy', 'torch' or None (raw bytes), got {decode!r}")
+    if decode == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "decode='torch' needs torch: pip install torch (or pip install -e '.[models]'), or use decode='numpy'"
+            ) from None
 
 
 class ReleaseDataset(_Base):
@@ -51,12 +75,19 @@ class ReleaseDataset(_Base):
         rank: int | None = None,
         world_size: int | None = None,
         float_images: bool = False,
+        batch_size: int | None = None,
+        drop_last: bool = False,
+        ragged: str = "error",
     ):
         if errors not in POLICIES:
             raise ValueError(f"errors must be one of {', '.join(POLICIES)}, got {errors!r}")
         decode = "numpy" if decode is True else (None if decode is False else decode)
-        if decode not in ("numpy", "torch", None):
-            raise ValueError(f"decode must be 'numpy', 'torch' or None (raw bytes), got {decode!r}")
+        check_decode(decode)
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer or None (single samples), got {batch_size!r}")
+        if ragged not in RAGGED:
+            raise ValueError(f"ragged must be one of {', '.join(RAGGED)}, got {ragged!r}")
+        self.batch_size, self.drop_last, self.ragged = batch_size, drop_last, ragged
         self.release, self.shuffle, self.seed, self.buffer = str(release), shuffle, seed, buffer
         self.decode, self.errors, self.equal_epochs, self.float_images = decode, errors, equal_epochs, float_images
         self.source = Release.open(release)
@@ -101,10 +132,16 @@ class ReleaseDataset(_Base):
         return rank, world, worker, workers
 
     def __len__(self) -> int:
-        """Samples one rank sees per epoch (exact with `equal_epochs`, else the rank's share)."""
+        """Samples one rank sees per epoch (exact with `equal_epochs`, else the rank's share); with
+        `batch_size`, the batches those samples make when one reader batches them all. With K DataLoader
+        workers each worker batches its own part, so up to K - 1 more batches are partial
+        (`drop_last=True` drops them instead)."""
         rank, world, _, _ = self._distribution()
         total = sum(n for _, n in self.shards)
-        return total // world if self.equal_epochs else len(range(rank, total, world))
+        samples = total // world if self.equal_epochs else len(range(rank, total, world))
+        if self.batch_size is None:
+            return samples
+        return samples // self.batch_size if self.drop_last else math.ceil(samples / self.batch_size)
 
     def _shard_order(self) -> list[tuple[str, int]]:
         shards = list(self.shards)
@@ -139,6 +176,20 @@ class ReleaseDataset(_Base):
                 log.warning("skipping the rest of shard %s after a read error: %s", url, exc)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        samples = self._samples()
+        if self.batch_size is None:
+            yield from samples
+            return
+        batch: list[dict[str, Any]] = []
+        for sample in samples:
+            batch.append(sample)
+            if len(batch) == self.batch_size:
+                yield collate(batch, self.ragged)
+                batch = []
+        if batch and not self.drop_last:
+            yield collate(batch, self.ragged)
+
+    def _samples(self) -> Iterator[dict[str, Any]]:
         stream = self._raw()
         if self.shuffle and self.buffer > 1:
             stream = self._buffered(stream)
@@ -147,11 +198,18 @@ class ReleaseDataset(_Base):
                 yield raw
                 continue
             try:
-                yield decode_sample(raw, self.kinds, self.decode, self.float_images)
+                sample = decode_sample(raw, self.kinds, self.decode, self.float_images)
+            except (ImportError, MemoryError):
+                raise  # the environment, not the data: skipping would silently yield nothing
             except Exception as exc:
                 if self.errors == "raise":
                     raise ValueError(f"{raw['__url__']}: sample {raw['__key__']!r} does not decode: {exc}") from exc
                 log.warning("skipping sample %s of shard %s: %s", raw["__key__"], raw["__url__"], exc)
+                continue
+            for name, kind in self.kinds.items():
+                if kind == "json" and type(sample.get(name)) is dict:
+                    sample[name] = Record(sample[name])
+            yield sample
 
     def _buffered(self, stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         rank, _, worker, _ = self._distribution()
@@ -166,9 +224,11 @@ class ReleaseDataset(_Base):
 
 
 def load(release: str | Path, split: str = "train", config: str | None = None, **options: Any) -> ReleaseDataset:
-    """Iterate a split (of a config) as dicts: images uint8 arrays, depth float32 metres, JSON as dicts.
+    """Iterate a split (of a config) as dicts: images uint8 arrays (HxWx3; CxHxW tensors with
+    decode="torch"), depth float32 metres, JSON records as dicts.
 
     Options: `shuffle`, `seed`, `buffer`, `decode` ("numpy" | "torch" | None), `float_images`,
-    `errors` ("raise" | "skip"), `equal_epochs`, `rank`, `world_size`; see `ReleaseDataset`.
+    `errors` ("raise" | "skip"), `equal_epochs`, `rank`, `world_size`, `batch_size` (yield batches:
+    tensors stacked, records as lists), `drop_last`, `ragged` ("error" | "list"); see `ReleaseDataset`.
     """
     return ReleaseDataset(release, split, config, **options)

@@ -85,6 +85,13 @@ class Manifest:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ReleaseError(f"{where} is not a dataengine manifest ({type(exc).__name__}: {exc}); rebuild the release") from None
 
+    def __getitem__(self, key: str) -> Any:
+        """`manifest["splits"]`: the document as written (plain dicts and lists)."""
+        return self.document[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.document.get(key, default)
+
     def members(self, *kinds: str) -> list[str]:
         """Member names whose kind is one of `kinds` (a kind `depth` also matches `depth_kitti`)."""
         return [name for name, kind in self.fields.items() if any(kind == k or kind.startswith(f"{k}_") for k in kinds)]
@@ -102,25 +109,50 @@ def configs_of(splits: list[str]) -> dict[str, list[tuple[str, str]]]:
     return configs
 
 
+def output_value(kind: str, value: Any, to: str | None = "numpy", float_images: bool = False) -> Any:
+    """A decoded member as every reader hands it out: images uint8 HxWx3 (numpy) or CxHxW (torch, as
+    torchvision and timm expect; float32 in [0, 1] with `float_images`), depth float32 metres, masks
+    as decoded, records and text as they are."""
+    if kind == "image" and isinstance(value, np.ndarray):
+        if to == "torch":
+            value = value[None] if value.ndim == 2 else value.transpose(2, 0, 1)
+        if float_images:
+            value = value.astype(np.float32, order="C")
+            value /= np.float32(255)
+        elif to == "torch":
+            value = np.ascontiguousarray(value)
+    if to == "torch" and isinstance(value, np.ndarray):
+        import torch
+
+        value = torch.from_numpy(np.ascontiguousarray(value))
+    return value
+
+
+def decode_value(kind: str, data: bytes, to: str | None = "numpy", float_images: bool = False) -> Any:
+    """One member's bytes decoded by its declared kind, then shaped by `output_value`."""
+    return output_value(kind, decode_member(kind, data), to, float_images)
+
+
 def decode_sample(raw: Mapping[str, Any], kinds: Mapping[str, str], to: str = "numpy", float_images: bool = False) -> dict[str, Any]:
     """Decode every member by its declared kind; unknown members stay bytes (never unpickled).
 
-    `float_images` turns images into float32 in [0, 1] (depth is always float32 metres).
+    `to="torch"` gives tensors, images channels first; `float_images` turns images into float32 in
+    [0, 1] (depth is always float32 metres).
     """
-    sample: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name.startswith("__") or name not in kinds:
-            sample[name] = value
-            continue
-        decoded = decode_member(kinds[name], value)
-        if float_images and kinds[name] == "image":
-            decoded = decoded.astype(np.float32) / np.float32(255)
-        if to == "torch" and isinstance(decoded, np.ndarray):
-            import torch
+    return {
+        name: value if name.startswith("__") or name not in kinds else decode_value(kinds[name], value, to, float_images)
+        for name, value in raw.items()
+    }
 
-            decoded = torch.from_numpy(np.ascontiguousarray(decoded))
-        sample[name] = decoded
-    return sample
+
+def _did_you_mean(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _listed(choices: Any, limit: int = 12) -> str:
+    names = list(choices)
+    return ", ".join(names[:limit]) + (f" ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 class Release:
@@ -172,15 +204,44 @@ class Release:
         """Config -> its split names (`default` for releases without configs)."""
         return {config: [split for split, _ in pairs] for config, pairs in configs_of(self.splits).items()}
 
+    @property
+    def lengths(self) -> dict[str, int]:
+        """Samples per split path (`train`, or `fog/severity_3` in a release with configs)."""
+        return {name: entry.num_samples for name, entry in self.manifest.splits.items()}
+
+    def __len__(self) -> int:
+        """Samples in the whole release."""
+        return sum(self.lengths.values())
+
+    def load(self, split: str = "train", config: str | None = None, **options: Any) -> Any:
+        """`dataengine.load` on this release: a `ReleaseDataset` over one split (of one config)."""
+        from dataengine.release.load import ReleaseDataset
+
+        return ReleaseDataset(self.root, split, config, **options)
+
     def split_path(self, split: str, config: str | None = None) -> str:
-        """Where a split lives (`severity_3` of config `fog` is `fog/severity_3`), checked to exist."""
+        """Where a split lives (`severity_3` of config `fog` is `fog/severity_3`), checked to exist; a
+        mistaken config or split names the closest one and lists the choices."""
         path = f"{config}/{split}" if config and config != "default" else split
-        if path not in self.manifest.splits:
-            close = difflib.get_close_matches(path, self.splits, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            listed = ", ".join(self.splits[:12]) + (f" ... ({len(self.splits)} in all)" if len(self.splits) > 12 else "")
-            raise ReleaseError(f"split '{path}' is not in {self.root}{hint}; splits: {listed}")
-        return path
+        if path in self.manifest.splits:
+            return path
+        configs = self.configs
+        if config and config not in configs:
+            raise ReleaseError(f"config '{config}' is not in {self.root}{_did_you_mean(config, configs)}; configs: {_listed(configs)}")
+        if config:
+            splits = configs[config]
+            raise ReleaseError(
+                f"split '{split}' is not in config '{config}' of {self.root}{_did_you_mean(split, splits)}; its splits: {_listed(splits)}"
+            )
+        holders = [name for name, splits in configs.items() if split in splits and name != "default"]
+        if holders:
+            raise ReleaseError(
+                f"split '{split}' belongs to a config of {self.root}: give one, e.g. config='{holders[0]}' "
+                f"(dataengine.load) or load_dataset(path, '{holders[0]}', split='{split}'); configs: {_listed(configs)}"
+            )
+        hint = _did_you_mean(path, self.splits)
+        listed = f"splits: {_listed(self.splits)}" if set(configs) == {"default"} else f"configs: {_listed(configs)}"
+        raise ReleaseError(f"split '{path}' is not in {self.root}{hint}; {listed}")
 
     def url(self, relative: str) -> str:
         return f"{self.root}/{relative}"

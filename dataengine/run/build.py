@@ -24,6 +24,7 @@ from dataengine.core.schema import SampleSchema
 from dataengine.io.atomic import PARTIAL_SUFFIX, write_json_atomic
 from dataengine.run.executor import DaskExecutor, Executor, Progress, create_executor
 from dataengine.run.finalize import SideFile, finalize_release
+from dataengine.run.hub_models import check_hub_model
 from dataengine.run.worker import DONE_DIR, PARTS_DIR, run_partition
 
 WORK_DIR = ".work"
@@ -34,12 +35,21 @@ class BuildError(RuntimeError):
     """The build cannot start or cannot finish; the message says what to do."""
 
 
+class PartitionsFailed(BuildError):
+    """Some partitions failed after their retries; the others are kept and a rerun resumes."""
+
+    def __init__(self, out: Path, failures: list[tuple[str, str]]):
+        super().__init__(f"{len(failures)} partition(s) failed (the others are kept in {out}); fix the cause and rerun to resume")
+        self.out, self.failures = out, failures
+
+
 @dataclass
 class BuildResult:
     out: Path
     status: str  # "built" | "up-to-date" | "failed"
     manifest: dict[str, Any] | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
+    items: int = 0  # planned items (after --limit); a builder may write more or fewer samples than items
 
 
 def apply_limit(partitions: Iterable[Partition], limit: int | None) -> list[Partition]:
@@ -69,23 +79,22 @@ def existing_release_sha(out: Path) -> str | None:
     return None
 
 
-def prepare_output(out: Path, spec: BuildSpec, force: bool) -> None:
-    """Refuse to mix two releases in one folder; with `force`, replace the old release."""
+def check_output(out: Path, spec: BuildSpec, force: bool) -> bool:
+    """Refuse to mix two releases in one folder (touching nothing); True when `force` will replace the
+    release there."""
     if out.exists() and not out.is_dir():
         raise BuildError(f"--out {out} is a file; give a folder")
     if not out.exists() or not any(out.iterdir()):
-        return
+        return False
     existing = existing_release_sha(out)
     if existing is None:
         raise BuildError(f"--out {out} is not empty and holds no dataengine release; choose a new or empty folder")
-    if existing != spec.sha256 or force:
-        if not force:
-            raise BuildError(
-                f"--out {out} holds a different release (catalog sha256 {existing[:12]}, this one {spec.sha256[:12]}); "
-                "pass --force to replace it, or choose another --out"
-            )
-        log.warning("--force: removing the release in %s", out)
-        shutil.rmtree(out)
+    if existing != spec.sha256 and not force:
+        raise BuildError(
+            f"--out {out} holds a different release (catalog sha256 {existing[:12]}, this one {spec.sha256[:12]}); "
+            "pass --force to replace it, or choose another --out"
+        )
+    return force
 
 
 def remove_stale_temporaries(work: Path) -> int:
@@ -126,59 +135,78 @@ def build(
         partitions = apply_limit(builder.plan(spec), spec.limit)
     except (OSError, ValueError) as exc:
         raise BuildError(f"cannot plan the build: {exc}") from exc
+    depth_source = spec.params.get("depth_source")
+    if isinstance(depth_source, str) and depth_source.startswith("model:"):  # the catalogs' one depth spec (dataengine.depth)
+        try:
+            check_hub_model(depth_source)
+        except (ConnectionError, ValueError) as exc:
+            raise BuildError(f"params.depth_source: {exc}") from None
     plan_seconds = time.perf_counter() - t0
     ids = [p.id for p in partitions]
     if len(set(ids)) != len(ids):
         raise BuildError(f"builder '{spec.builder}' planned duplicate partition ids")
+    items = sum(len(p.items) for p in partitions)
 
-    prepare_output(out, spec, force)
-    if (out / "manifest.json").exists() and existing_release_sha(out) == spec.sha256:
+    # Checks first, then the executor (a scheduler that cannot be reached is reported before any
+    # file is touched), then the folder is prepared.
+    replace = check_output(out, spec, force)
+    if not replace and (out / "manifest.json").exists() and existing_release_sha(out) == spec.sha256:
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)
-        return BuildResult(out, "up-to-date", json.loads((out / "manifest.json").read_text()))
-
+        return BuildResult(out, "up-to-date", json.loads((out / "manifest.json").read_text()), items=items)
     work = out / WORK_DIR
-    (work / PARTS_DIR).mkdir(parents=True, exist_ok=True)
-    (work / DONE_DIR).mkdir(parents=True, exist_ok=True)
-    if not (work / "build.json").exists():
-        write_json_atomic(work / "build.json", {"catalog_sha256": spec.sha256, "name": spec.name, "version": spec.version})
-    removed = remove_stale_temporaries(work)
-    done = {path.stem for path in (work / DONE_DIR).glob("*.json")}
+    done = set() if replace else {path.stem for path in (work / DONE_DIR).glob("*.json")}
     pending = [p for p in partitions if p.id not in done]
-    if done:
-        echo(
-            f"resuming: {len(partitions) - len(pending)} of {len(partitions)} partitions already done, {removed} stale temporary files removed"
-        )
-
-    failures: list[tuple[str, str]] = []
-    run_seconds = 0.0
+    executor = None
     if pending:
-        t0 = time.perf_counter()
         try:
             executor = create_executor(workers, scheduler, processes)
         except (ConnectionError, ValueError) as exc:
             raise BuildError(str(exc)) from None
-        try:
-            failures = _run_partitions(spec, partitions, pending, work, executor, retries, progress, echo, errors)
-        finally:
+    try:
+        if replace:
+            log.warning("--force: removing the release in %s", out)
+            shutil.rmtree(out)
+        (work / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+        (work / DONE_DIR).mkdir(parents=True, exist_ok=True)
+        if not (work / "build.json").exists():
+            write_json_atomic(work / "build.json", {"catalog_sha256": spec.sha256, "name": spec.name, "version": spec.version})
+        removed = remove_stale_temporaries(work)
+        if done:
+            echo(
+                f"resuming: {len(partitions) - len(pending)} of {len(partitions)} partitions already done, "
+                f"{removed} stale temporary files removed"
+            )
+        planned_rejects = builder.planning_rejects(spec)
+        failures: list[tuple[str, str]] = []
+        run_seconds = 0.0
+        if executor is not None:
+            t0 = time.perf_counter()
+            finished = [p for p in partitions if p.id in done]
+            failures = _run_partitions(
+                spec, partitions, finished, pending, work, executor, retries, progress, echo, errors, planned_rejects
+            )
+            run_seconds = time.perf_counter() - t0
+    finally:
+        if executor is not None:
             executor.close()
-        run_seconds = time.perf_counter() - t0
     if failures:
         for part_id, error in failures:
             echo(f"partition {part_id} failed after {retries} retries: {error}")
         echo(f"{len(failures)} partition(s) failed; the others are kept. Fix the cause and rerun the same command to resume.")
-        return BuildResult(out, "failed", failures=failures)
+        return BuildResult(out, "failed", failures=failures, items=items)
 
     unfinished = [p.id for p in partitions if not (work / DONE_DIR / f"{p.id}.json").exists()]
     if unfinished:
         raise BuildError(f"{len(unfinished)} partition(s) have no result ({', '.join(unfinished[:5])}); rerun the same command to resume")
     timings = {"plan": plan_seconds, "run": run_seconds}
-    manifest = finalize_release(out, work, spec, builder, partitions, timings, started, side_files)
-    return BuildResult(out, "built", manifest)
+    manifest = finalize_release(out, work, spec, builder, partitions, timings, started, side_files, planned_rejects)
+    return BuildResult(out, "built", manifest, items=items)
 
 
 def _run_partitions(
     spec: BuildSpec,
     partitions: list[Partition],
+    finished: list[Partition],
     pending: list[Partition],
     work: Path,
     executor: Executor,
@@ -186,22 +214,42 @@ def _run_partitions(
     progress: bool,
     echo: Callable[[str], None],
     errors: ErrorPolicy,
+    planned_rejects: Sequence[Any] = (),
 ) -> list[tuple[str, str]]:
-    """Run the pending partitions on the executor; returns (partition id, error) of those that failed."""
+    """Run the pending partitions on the executor; returns (partition id, error) of those that failed.
+
+    The bar counts planned items as each worker gets through them; its counters start from what a
+    resumed build already holds and the rejects made while planning, so they end at the summary's numbers.
+    """
     if isinstance(executor, DaskExecutor):
         echo(f"Dask dashboard: {executor.dashboard}")
+    counters = {"written": 0, "rejected": len(planned_rejects), "shards": 0}
+    for part in finished:
+        record = json.loads((work / DONE_DIR / f"{part.id}.json").read_text())
+        counters["written"] += len(record["keys"])
+        counters["rejected"] += len(record["rejects"])
+        counters["shards"] += len(record["shards"])
     total = sum(len(p.items) for p in partitions)
-    bar = Progress(total, "sample", initial=total - sum(len(p.items) for p in pending), enabled=progress)
+    bar = Progress(total, "item", initial=sum(len(p.items) for p in finished), enabled=progress, counters=counters)
     failures: list[tuple[str, str]] = []
     task = partial(run_partition, spec, work_dir=str(work), errors=errors)
+
+    def running(part: Partition, counts: dict[str, int]) -> None:
+        bar.report(part.id, counts.get("items", 0), written=counts.get("written", 0), rejected=counts.get("rejected", 0))
+
     try:
-        for outcome in executor.run(task, pending, name=lambda part: f"partition-{spec.sha256[:10]}-{part.id}", retries=retries):
+        for outcome in executor.run(
+            task, pending, name=lambda part: f"partition-{spec.sha256[:10]}-{part.id}", retries=retries, progress=running
+        ):
+            part = outcome.task
             if outcome.error is not None:
-                failures.append((outcome.task.id, outcome.error))
-                bar.advance(len(outcome.task.items), failed=1)
+                failures.append((part.id, outcome.error))
+                bar.report(part.id, len(part.items), final=True, written=0, rejected=0, failed=1)
             else:
                 summary = outcome.result
-                bar.advance(len(outcome.task.items), written=summary["samples"], rejected=summary["rejects"], shards=summary["shards"])
+                bar.report(
+                    part.id, len(part.items), final=True, written=summary["samples"], rejected=summary["rejects"], shards=summary["shards"]
+                )
     finally:
         bar.close()
     return failures

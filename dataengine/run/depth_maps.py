@@ -23,6 +23,7 @@ from dataengine.depth.sources import load_monocular, parse_spec
 from dataengine.depth.stereo import StereoDepth, read_middlebury_calib
 from dataengine.io.atomic import write_bytes_atomic, write_jsonl_atomic
 from dataengine.run.executor import Progress, create_executor
+from dataengine.run.hub_models import check_hub_model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -111,6 +112,7 @@ def depth_folder(
     kind, _ = parse_spec(source)
     if kind == "gt":
         raise ValueError("'gt' depth is read from a source, not computed; use --source stereo or --source model:<path or hub id>")
+    check_hub_model(source)
     job = DepthJob(str(images_dir.resolve()), str(out_dir.resolve()), source, device, batch_size)
     inputs = list_inputs(images_dir, kind)
     out_dir.mkdir(parents=True, exist_ok=True)

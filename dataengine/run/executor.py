@@ -4,6 +4,10 @@ Three executors share one protocol: a local Dask cluster (the default), an exist
 (many machines), and this process (no Dask: debugging, or a GPU model that must stay in one process).
 `build`, `corrupt` and `depth` are all jobs: a function and a list of tasks, run with retries, a
 bounded number in flight, and one progress bar.
+
+A task tells how far it got with `report_progress(...)` (cumulative counts); the executor hands
+that to the client's `progress` callback while the task runs: directly in this process, as Dask
+worker events (`Worker.log_event`, `Client.subscribe_topic`) on a cluster.
 """
 
 from __future__ import annotations
@@ -11,12 +15,36 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
 log = logging.getLogger("dataengine")
+
+PROGRESS_TOPIC = "dataengine-progress"
+ProgressCallback = Callable[[Any, dict[str, int]], None]  # (task, cumulative counts)
+_in_process: dict[str, Any] = {}  # the running task and the callback of InProcessExecutor.run
+
+
+def report_progress(**counts: int) -> None:
+    """From inside a running task: its cumulative counts so far (e.g. items=12, written=20). Reaches
+    the client's progress bar through whichever executor runs the task; a no-op anywhere else."""
+    if _in_process:
+        _in_process["callback"](_in_process["task"], counts)
+        return
+    if "distributed" not in sys.modules:
+        return
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+        key = worker.get_current_task()
+    except (ValueError, AttributeError, KeyError):
+        return
+    worker.log_event(PROGRESS_TOPIC, {"key": key, "counts": counts})
+
 
 # Dask's default MALLOC_TRIM_THRESHOLD_=64KiB turns every large numpy temporary into an mmap/munmap
 # pair with fresh page faults (2x slower rendering here). Large thresholds keep arrays in the heap,
@@ -44,7 +72,15 @@ class Executor(Protocol):
 
     description: str
 
-    def run(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, name: Callable[[Any], str], retries: int) -> Iterator[Outcome]: ...
+    def run(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Any],
+        *,
+        name: Callable[[Any], str],
+        retries: int,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[Outcome]: ...
 
     def close(self) -> None: ...
 
@@ -54,15 +90,27 @@ class InProcessExecutor:
 
     description = "in this process"
 
-    def run(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, name: Callable[[Any], str], retries: int) -> Iterator[Outcome]:
+    def run(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Any],
+        *,
+        name: Callable[[Any], str],
+        retries: int,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[Outcome]:
         for task in tasks:
             for attempt in range(retries + 1):
+                if progress is not None:
+                    _in_process.update(task=task, callback=progress)
                 try:
                     result = fn(task)
                 except Exception as exc:  # noqa: BLE001 - reported like a failed Dask task
                     if attempt == retries:
                         yield Outcome(task, error=f"{type(exc).__name__}: {exc}")
                     continue
+                finally:
+                    _in_process.clear()
                 yield Outcome(task, result)
                 break
 
@@ -85,7 +133,7 @@ def quiet_dask_logs() -> None:
 class DaskExecutor:
     """A local cluster of single-threaded worker processes, or an existing scheduler's workers."""
 
-    def __init__(self, workers: int | None = None, scheduler: str | None = None, processes: bool = True, connect_timeout: float = 10.0):
+    def __init__(self, workers: int | None = None, scheduler: str | None = None, processes: bool = True, connect_timeout: float = 5.0):
         import dask
         from distributed import Client, LocalCluster
 
@@ -120,29 +168,50 @@ class DaskExecutor:
     def workers(self) -> int:
         return max(len(self.client.scheduler_info().get("workers", {})), 1)
 
-    def run(self, fn: Callable[[Any], Any], tasks: Iterable[Any], *, name: Callable[[Any], str], retries: int) -> Iterator[Outcome]:
+    def run(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Any],
+        *,
+        name: Callable[[Any], str],
+        retries: int,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[Outcome]:
         from distributed import as_completed
 
         queue = iter(tasks)
         window = 4 * self.workers  # bounded in-flight work keeps client and scheduler memory flat
         owner: dict[Any, Any] = {}
+        by_key: dict[str, Any] = {}
 
         def submit(task: Any) -> Any:
-            future = self.client.submit(fn, task, key=name(task), retries=retries, pure=False)
-            owner[future] = task
+            key = name(task)
+            future = self.client.submit(fn, task, key=key, retries=retries, pure=False)
+            owner[future], by_key[key] = task, task
             return future
 
-        running = as_completed([submit(task) for task in islice(queue, window)])
-        for future in running:
-            task = owner.pop(future)
-            if future.status == "error":
-                error = future.exception()
-                yield Outcome(task, error=f"{type(error).__name__}: {error}")
-            else:
-                yield Outcome(task, future.result())
-            following = next(queue, None)
-            if following is not None:
-                running.add(submit(following))
+        def on_event(event: tuple[float, Any]) -> None:  # runs on the client's event loop thread
+            message = event[1]
+            if isinstance(message, dict) and message.get("key") in by_key:
+                progress(by_key[message["key"]], message["counts"])
+
+        if progress is not None:
+            self.client.subscribe_topic(PROGRESS_TOPIC, on_event)
+        try:
+            running = as_completed([submit(task) for task in islice(queue, window)])
+            for future in running:
+                task = owner.pop(future)
+                if future.status == "error":
+                    error = future.exception()
+                    yield Outcome(task, error=f"{type(error).__name__}: {error}")
+                else:
+                    yield Outcome(task, future.result())
+                following = next(queue, None)
+                if following is not None:
+                    running.add(submit(following))
+        finally:
+            if progress is not None:
+                self.client.unsubscribe_topic(PROGRESS_TOPIC)
 
     def _restore_environ(self) -> None:
         for name, value in getattr(self, "_environ", {}).items():
@@ -168,19 +237,54 @@ def create_executor(workers: int | None = None, scheduler: str | None = None, pr
 
 
 class Progress:
-    """One progress bar for every job: units done, named counters, an ETA; off for logs."""
+    """One progress bar for every job: units done, named counters, an ETA; off for logs.
 
-    def __init__(self, total: int, unit: str, initial: int = 0, enabled: bool = True):
+    `advance` adds finished work; `report` sets where one running task stands (cumulative counts, so
+    repeated, late or out-of-order reports cannot count anything twice), from any thread.
+    """
+
+    def __init__(self, total: int, unit: str, initial: int = 0, enabled: bool = True, counters: dict[str, int] | None = None):
         from tqdm import tqdm
 
-        self.counters: dict[str, int] = {}
+        self.counters: dict[str, int] = dict(counters or {})
+        self._tasks: dict[Any, dict[str, int]] = {}
+        self._finished: set[Any] = set()
+        self._lock = threading.Lock()
+        self._done = initial
         self._bar = tqdm(total=total, initial=initial, unit=unit, disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+        if self.counters:
+            self._bar.set_postfix(self.counters, refresh=False)
+
+    @property
+    def done(self) -> int:
+        """Units counted so far."""
+        return self._done
 
     def advance(self, units: int, **counters: int) -> None:
-        for key, value in counters.items():
-            self.counters[key] = self.counters.get(key, 0) + value
-        self._bar.update(units)
-        self._bar.set_postfix(self.counters, refresh=False)
+        with self._lock:
+            for key, value in counters.items():
+                self.counters[key] = self.counters.get(key, 0) + value
+            self._bar.set_postfix(self.counters, refresh=False)  # shown by the update's refresh
+            self._bar.update(units)
+            self._done += units
+
+    def report(self, task: Any, units: int, final: bool = False, **counters: int) -> None:
+        """Task `task` has done `units` and these counter values so far; `final`: its last word."""
+        with self._lock:
+            if task in self._finished:
+                return
+            before = self._tasks.setdefault(task, {"units": 0})
+            step = max(units - before["units"], 0)
+            before["units"] += step
+            for key, value in counters.items():
+                self.counters[key] = self.counters.get(key, 0) + value - before.get(key, 0)
+                before[key] = value
+            if final:
+                self._finished.add(task)
+                del self._tasks[task]
+            self._bar.set_postfix(self.counters, refresh=False)
+            self._bar.update(step)
+            self._done += step
 
     def close(self) -> None:
         self._bar.close()

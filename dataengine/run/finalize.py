@@ -21,6 +21,7 @@ from typing import Any
 
 from dataengine.core.builder import Builder
 from dataengine.core.catalog import BuildSpec, Partition
+from dataengine.core.rejects import Reject
 from dataengine.core.schema import SampleSchema
 from dataengine.io.atomic import fsync_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from dataengine.run.worker import DONE_DIR, PARTS_DIR
@@ -59,10 +60,12 @@ def finalize_release(
     timings: dict[str, float],
     started: float,
     side_files: Sequence[SideFile] = (),
+    planned_rejects: Sequence[Reject] | None = None,
 ) -> dict[str, Any]:
     """Move part shards to their final names (idempotent) and write every side file.
 
-    `side_files` write what upper layers add (the dataset card) before the manifest commits the release.
+    `side_files` write what upper layers add (the dataset card) before the manifest commits the release;
+    `planned_rejects` are the builder's planning rejects when the caller already has them.
     """
     t0 = time.perf_counter()
     records = [json.loads((work / DONE_DIR / f"{part.id}.json").read_text()) for part in partitions]
@@ -91,7 +94,8 @@ def finalize_release(
         (out / split).mkdir(parents=True, exist_ok=True)
         fsync_dir(out / split)
 
-    rejects = [r.as_dict() for r in builder.planning_rejects(spec)] + [reject for record in records for reject in record["rejects"]]
+    planned = builder.planning_rejects(spec) if planned_rejects is None else planned_rejects
+    rejects = [r.as_dict() for r in planned] + [reject for record in records for reject in record["rejects"]]
     write_jsonl_atomic(out / "rejects.jsonl", rejects)
 
     fields = builder.fields(spec)

@@ -18,9 +18,11 @@ from dataengine.core.rejects import ErrorPolicy, RejectSink
 from dataengine.core.schema import SampleSchema, SchemaError
 from dataengine.io.atomic import PARTIAL_SUFFIX, write_json_atomic
 from dataengine.io.tar import ShardError, ShardWriter, check_key
+from dataengine.run.executor import report_progress
 
 PARTS_DIR = "parts"
 DONE_DIR = "done"
+PROGRESS_INTERVAL_S = 0.25
 
 
 @lru_cache(maxsize=8)
@@ -74,8 +76,24 @@ def run_partition(spec: BuildSpec, part: Partition, work_dir: str, errors: Error
     keys: list[str] = []
     seen: set[str] = set()
     writer: ShardWriter | None = None
+    last_report = [time.monotonic()]
+
+    # Reported at most every PROGRESS_INTERVAL_S: items done, samples written, rejects so far. A builder
+    # that counts its items (`ctx.item_done`, as `Builder.process` does) reports when an item is done,
+    # with its samples written; one that does not reports as samples are written.
+    counts_items = type(builder).process is Builder.process
+
+    def progress() -> None:
+        now = time.monotonic()
+        if now - last_report[0] >= PROGRESS_INTERVAL_S:
+            last_report[0] = now
+            report_progress(items=min(ctx.items_done, len(part.items)), written=len(keys), rejected=len(ctx.rejects))
+
+    ctx.on_progress = progress
     try:
         for sample in builder.process(part, ctx):
+            if not (counts_items or ctx.items_done):
+                progress()
             t0 = time.perf_counter()
             try:
                 key, members = prepare_sample(sample, fields, schema, seen)

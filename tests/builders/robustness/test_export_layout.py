@@ -140,3 +140,13 @@ def test_predictions_in_the_exported_layout_are_found(tmp_path, exports):
 )
 def test_robodepth_frame_path(frame, expected):
     assert robodepth_frame_path(frame) == expected
+
+
+def test_an_out_folder_named_kitti_c_is_not_nested_again(tmp_path, exports):
+    """`export kitti-c RELEASE /data/kitti_c` writes /data/kitti_c/<corruption>/..., not /data/kitti_c/kitti_c/..."""
+    release, parent, _ = exports["kitti_c"]
+    out = tmp_path / "data" / "kitti_c"
+    run = CliRunner().invoke(cli, ["export", "kitti-c", str(release), str(out)])
+    assert run.exit_code == 0, run.output
+    assert not (out / "kitti_c").exists()
+    assert {f"kitti_c/{name}" for name in exported(out)} == exported(parent)

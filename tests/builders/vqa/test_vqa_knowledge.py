@@ -18,6 +18,7 @@ from builders.vqa.sources import read_aokvqa, read_infoseek, read_okvqa
 from dataengine.api import build
 from dataengine.cli import cli
 from dataengine.core.catalog import load_catalog
+from dataengine.release.reader import Release
 from dataengine.release.verify import verify_release
 
 
@@ -159,7 +160,6 @@ def test_score_vqa(tmp_path, release):
     predictions = tmp_path / "preds.jsonl"
     rows = [
         {"id": "okvqa-2971475", "prediction": "Two"},  # gold normalised: 7 x "2": accuracy 1
-        {"id": "okvqa-2971505", "prediction": "x"},  # rejected question: not in the release, ignored
         {"id": "okvqa-2971625", "prediction": "bus"},  # "bus" x2 + "the bus" (article dropped): (7 x 1 + 3 x 2/3) / 10
         {"id": "aokvqa-22jbM6gDxdaMaunuzgrsBB01", "prediction": "eat", "choice": "to work"},  # 4 x "eat": min(1, 4/3)
         {"id": "aokvqa-22jbM6gDxdaMaunuzgrsBB05", "prediction": "nonsense", "choice": 1},  # difficult: left out of direct
@@ -168,7 +168,9 @@ def test_score_vqa(tmp_path, release):
     ]
     predictions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "scores.json"
-    result = CliRunner().invoke(cli, ["score-vqa", "--release", str(release), "--predictions", str(predictions), "-o", str(out)])
+    result = CliRunner().invoke(
+        cli, ["score-vqa", "--release", str(release), "--predictions", str(predictions), "-o", str(out), "--partial"]
+    )
     assert result.exit_code == 0, result.output
     scores = json.loads(out.read_text())
     per = {row["perspective"]: row for row in scores["per_perspective"]}
@@ -193,7 +195,7 @@ def test_score_vqa_infoseek_headline_is_the_official_final_score(tmp_path, relea
     predictions = tmp_path / "preds.jsonl"
     predictions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     result = CliRunner().invoke(
-        cli, ["score-vqa", "--release", str(release), "--predictions", str(predictions), "-o", str(tmp_path / "s.json")]
+        cli, ["score-vqa", "--release", str(release), "--predictions", str(predictions), "-o", str(tmp_path / "s.json"), "--partial"]
     )
     assert result.exit_code == 0, result.output
     infoseek = json.loads((tmp_path / "s.json").read_text())["infoseek"]
@@ -201,6 +203,38 @@ def test_score_vqa_infoseek_headline_is_the_official_final_score(tmp_path, relea
     assert (infoseek["unseen_question_score"], infoseek["unseen_entity_score"]) == (question, entity)
     assert infoseek["final_score"] == round(2 / (1 / question + 1 / entity), 2) == 57.14
     assert "InfoSeek final_score" in result.output and "57.14" in result.output
+
+
+def test_score_vqa_needs_every_question_unless_partial(tmp_path, release):
+    """Predictions for part of the release: exit 1 saying how many are missing, unless --partial."""
+    ids = [record["id"] for record in Release.open(release).records()]
+    predictions = tmp_path / "preds.jsonl"
+    predictions.write_text("".join(json.dumps({"id": key, "prediction": "x"}) + "\n" for key in ids[:-3]))
+    args = ["score-vqa", "--release", str(release), "--predictions", str(predictions)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert f"error: 3 of the {len(ids)} questions of {release} have no prediction ({', '.join(ids[-3:])})" in result.output
+    assert "pass --partial to score only the predicted ones" in result.output
+    partial = CliRunner().invoke(cli, [*args, "--partial"])
+    assert partial.exit_code == 0, partial.output
+    assert f"--partial: 3 of the {len(ids)} questions have no prediction and are not scored" in partial.output
+    predictions.write_text("".join(json.dumps({"id": key, "prediction": "x"}) + "\n" for key in ids))
+    assert CliRunner().invoke(cli, args).exit_code == 0
+
+
+def test_score_vqa_refuses_predictions_for_unknown_ids(tmp_path, release):
+    """An id that is not a question of the release (here one the build rejected) is an error, even with --partial."""
+    ids = [record["id"] for record in Release.open(release).records()]
+    predictions = tmp_path / "preds.jsonl"
+    rows = [{"id": key, "prediction": "x"} for key in ids] + [
+        {"id": "okvqa-2971505", "prediction": "x"},
+        {"id": "nope-1", "prediction": "x"},
+    ]
+    predictions.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = CliRunner().invoke(cli, ["score-vqa", "--release", str(release), "--predictions", str(predictions), "--partial"])
+    assert result.exit_code == 1
+    assert f"2 of the {len(rows)} predictions in {predictions} name ids that are not questions of {release}" in result.output
+    assert "(1 of them rejected while building: see rejects.jsonl): okvqa-2971505, nope-1" in result.output
 
 
 def test_infoseek_headline_without_one_split_is_zero():

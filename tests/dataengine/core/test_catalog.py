@@ -1,5 +1,6 @@
 import pytest
 
+from builders.scenes.builder import ScenesBuilder
 from dataengine.core.catalog import CatalogError, apply_override, load_catalog, parse_size
 from tests.conftest import write_catalog
 
@@ -131,3 +132,38 @@ def test_shipped_catalogs_are_valid(tmp_path, monkeypatch, tiny_release):
         monkeypatch.setenv(name, str(value))
     for path in sorted(data_dir("catalogs").glob("*.yaml")):
         assert load_catalog(path).name == path.stem
+
+
+def test_a_set_mistake_is_reported_as_a_set_error(tmp_path):
+    path = write_catalog(tmp_path)
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(path, overrides=["params.widht=64"])
+    assert str(raised.value) == (
+        "--set 'params.widht=64': params.widht: unknown key (did you mean 'width'?); allowed here: "
+        + ", ".join(ScenesBuilder.params_schema["properties"])
+    )
+    with pytest.raises(CatalogError, match=r"^--set 'parms.width=3': parms: unknown key \(did you mean 'params'\?\)"):
+        load_catalog(path, overrides=["parms.width=3"])
+    with pytest.raises(CatalogError, match=r"^--set 'builder=scens': builder: unknown builder 'scens' \(did you mean 'scenes'\?\)"):
+        load_catalog(path, overrides=["builder=scens"])
+    with pytest.raises(CatalogError, match=r"^--set 'sources.root=/no/such/dir': sources.root: path '/no/such/dir' does not exist"):
+        load_catalog(path, overrides=["sources.root=/no/such/dir"])
+
+
+def test_mistakes_in_the_file_and_in_set_are_told_apart(tmp_path):
+    path = write_catalog(tmp_path, params={"heigth": 5})
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(path, overrides=["params.width=wide"])
+    first, second, third = str(raised.value).splitlines()
+    assert first == "--set 'params.width=wide': params.width: 'wide' is not of type 'integer'"
+    assert second == f"{path}: invalid catalog" and third.startswith("  params.heigth: unknown key (did you mean 'height'?)")
+
+
+def test_shipped_catalog_names_get_suggestions():
+    from dataengine.core.resources import resolve_catalog
+
+    with pytest.raises(FileNotFoundError, match=r"catalog 'kiti-c' not found \(did you mean 'kitti-c'\?\); give a path or one of"):
+        resolve_catalog("kiti-c")
+    with pytest.raises(FileNotFoundError, match=r"catalog file 'some/where.yaml' not found; give an existing path"):
+        resolve_catalog("some/where.yaml")
+    assert resolve_catalog("kitti-c").name == "kitti-c.yaml"

@@ -34,3 +34,49 @@ def test_a_release_that_fails_verify_is_refused(tmp_path, tiny_release):
 def test_repo_id_must_name_owner_and_dataset(tiny_release):
     result = CliRunner().invoke(cli, ["publish", str(tiny_release), "--repo-id", "tiny", "--dry-run"])
     assert result.exit_code == 1 and "<user or org>/<name>" in result.output
+
+
+def _publish(release, tmp_path, env):
+    """`dataengine publish` in a fresh process: huggingface_hub reads HF_HOME and HF_ENDPOINT at import."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {key: value for key, value in os.environ.items() if key != "HF_TOKEN"}
+    environment.update({"HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "0", **env})
+    command = [sys.executable, "-m", "dataengine.cli", "publish", str(release), "--repo-id", "org/tiny"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment)
+
+
+def test_publish_without_a_token_says_so_first(tmp_path, tiny_release):
+    release = tmp_path / "r"
+    shutil.copytree(tiny_release, release)
+    (release / "train" / "tiny-000003.tar").unlink()  # would fail verify: the token is checked before that
+    card = (release / "README.md").read_bytes()
+    result = _publish(release, tmp_path, {})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "error: publish needs a Hugging Face token: set HF_TOKEN or run `hf auth login` (nothing was uploaded)\n"
+    assert (release / "README.md").read_bytes() == card
+
+
+def test_publish_without_network_is_one_line(tmp_path, tiny_release):
+    release = tmp_path / "r"
+    shutil.copytree(tiny_release, release)
+    result = _publish(release, tmp_path, {"HF_TOKEN": TOKEN, "HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: cannot reach the Hugging Face Hub (") and "check the network and rerun" in result.stderr
+    assert TOKEN not in result.stderr + result.stdout
+
+
+def test_the_published_card_names_the_repo(tmp_path, tiny_release, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    before = {path: path.stat().st_mtime_ns for path in tiny_release.rglob("*") if path.is_file()}
+    result = CliRunner().invoke(cli, ["publish", str(tiny_release), "--repo-id", "org/tiny", "--revision", "v1", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    card = result.output.split("--- README.md (dataset card, as it will be uploaded) ---")[1]
+    assert "<release dir>" not in card
+    assert 'dataengine.load("hf://datasets/org/tiny@v1", split="train", batch_size=8)' in card
+    assert 'datasets.load_dataset("org/tiny", split="train")' in card
+    assert "https://huggingface.co/datasets/org/tiny/resolve/v1/train/tiny-{000000..000004}.tar" in card
+    assert "<release dir>" in (tiny_release / "README.md").read_text()  # a dry run writes nothing
+    assert {path: path.stat().st_mtime_ns for path in tiny_release.rglob("*") if path.is_file()} == before

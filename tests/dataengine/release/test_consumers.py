@@ -1,6 +1,8 @@
 """Releases read by the tools people train with: torch DataLoader, timm's wds reader, HF datasets."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +39,23 @@ def test_timm_wds_reader_through_info_json(tiny_release):
     items = list(iter(reader))
     assert sorted(target for _, target in items) == list(range(20))
     assert items[0][0].size == (96, 72)
+
+
+def test_timm_create_dataset_exactly_as_the_readme_shows_it(tiny_release):
+    """The README's `create_dataset("wds/...")` line, run as it is on a release (only the folder changed)."""
+    from timm.data import create_dataset
+
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    call = re.search(r'create_dataset\("wds/[^\n]*\)', readme).group(0)
+    assert 'root="releases/demo"' in call and 'input_key="rgb.png;jpg"' in call
+    code = call.replace('root="releases/demo"', f"root={str(tiny_release)!r}")
+    dataset = eval(code, {"create_dataset": create_dataset})
+    assert len(dataset) == 20
+    items = list(dataset)
+    assert sorted(target for _, target in items) == list(range(20))  # target_key="index": the record's index field
+    assert items[0][0].size == (96, 72)
+    loader = torch.utils.data.DataLoader(eval(code, {"create_dataset": create_dataset}), batch_size=None, num_workers=2)
+    assert sorted(target for _, target in loader) == list(range(20))
 
 
 def test_datasets_streaming_and_not(tiny_release):

@@ -96,3 +96,49 @@ def test_inspect_finds_the_manifest_of_a_config_split_and_decodes_depth(tmp_path
     Manifest.parse(manifest)
     summary = summarize_shard(root / "fog" / "severity_3" / "r-000000.tar")
     assert summary["first_sample"]["depth.png"].startswith("array float32 (4, 5)") and "max=1.23" in summary["first_sample"]["depth.png"]
+
+
+def _config_release(root):
+    """A release with configs (clean/test, fog/severity_1, fog/severity_3), one sample per split."""
+    splits = {}
+    for path in ("clean/test", "fog/severity_1", "fog/severity_3"):
+        shard = ShardWriter(root / path / "r-000000.tar")
+        shard.write(f"k-{path.replace('/', '-')}", {"json": encode_json({"split": path})})
+        record = shard.close()
+        entry = {"path": f"{path}/r-000000.tar", "num_samples": 1, "num_bytes": record.num_bytes, "sha256": record.sha256}
+        splits[path] = {"num_samples": 1, "num_bytes": record.num_bytes, "shards": [entry]}
+    manifest = {"name": "r", "version": "1", "builder": "x", "sample_kind": "depth_c", "seed": 0, "catalog_sha256": "0"}
+    (root / "manifest.json").write_text(json.dumps({**manifest, "fields": {"json": "json"}, "rejects": {"total": 0}, "splits": splits}))
+    return Release.open(root)
+
+
+def test_config_and_split_mistakes_name_the_closest_and_the_choices(tmp_path):
+    release = _config_release(tmp_path / "r")
+    assert release.configs == {"clean": ["test"], "fog": ["severity_1", "severity_3"]}
+    assert release.lengths == {"clean/test": 1, "fog/severity_1": 1, "fog/severity_3": 1} and len(release) == 3
+    with pytest.raises(ReleaseError, match=r"config 'fgo' is not in .* \(did you mean 'fog'\?\); configs: clean, fog$"):
+        release.split_path("severity_3", "fgo")
+    with pytest.raises(
+        ReleaseError, match=r"split 'severity_4' is not in config 'fog' of .*did you mean 'severity_.'.*its splits: severity_1, severity_3$"
+    ):
+        release.split_path("severity_4", "fog")
+    with pytest.raises(
+        ReleaseError, match=r"split 'severity_3' belongs to a config of .*: give one, e.g. config='fog'.*configs: clean, fog$"
+    ):
+        release.split_path("severity_3")
+    with pytest.raises(ReleaseError, match=r"split 'tset' is not in .*; configs: clean, fog$"):
+        release.split_path("tset")
+    assert [s["json"] for s in release.load("severity_3", config="fog")] == [{"split": "fog/severity_3"}]
+    assert release.manifest["splits"]["fog/severity_1"]["num_samples"] == 1  # the manifest as written, by item
+
+
+def test_inspect_a_release_folder_summarises_the_first_shard_of_each_split(tmp_path):
+    from dataengine.release.inspect import summarize_release
+
+    summaries = summarize_release(_config_release(tmp_path / "r").path)
+    assert [(s["split"], s["split_shards"], s["samples"]) for s in summaries] == [
+        ("clean/test", 1, 1),
+        ("fog/severity_1", 1, 1),
+        ("fog/severity_3", 1, 1),
+    ]
+    assert summaries[2]["first_sample"]["json"] == "json {split: 'fog/severity_3'}"

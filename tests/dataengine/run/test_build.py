@@ -20,7 +20,7 @@ from dataengine.core.builder import register_builder
 from dataengine.core.catalog import load_catalog
 from dataengine.io.tar import read_samples
 from dataengine.release.verify import verify_release
-from dataengine.run.build import BuildError
+from dataengine.run.build import BuildError, PartitionsFailed
 from tests.conftest import write_catalog
 
 
@@ -161,9 +161,11 @@ def test_bad_samples_become_rejects_and_the_build_goes_on(tmp_path):
 
 def test_errors_raise_fails_the_partition_with_the_first_bad_item(tmp_path):
     spec = load_catalog(write_catalog(tmp_path, builder="flaky_scenes", splits={"train": {"num_samples": 5}}))
-    result = build(spec, tmp_path / "strict", workers=0, retries=0, errors="raise", progress=False)
-    assert result.status == "failed"
-    assert sorted(result.failures) == [  # items 0-3, then item 4: each partition stops at its first bad one
+    with pytest.raises(
+        PartitionsFailed, match="2 partition.s. failed .the others are kept in .*strict.; fix the cause and rerun"
+    ) as failed:
+        build(spec, tmp_path / "strict", workers=0, retries=0, errors="raise", progress=False)
+    assert sorted(failed.value.failures) == [  # items 0-3, then item 4: each partition stops at its first bad one
         ("train-000000", "ValueError: corrupt input file for item 3"),
         ("train-000001", "SchemaError: json.objects: 'not a list' is not of type 'array'"),
     ]
@@ -176,12 +178,12 @@ def test_failing_partition_is_reported_then_resumed(tmp_path):
     out = tmp_path / "fragile"
     FRAGILE["broken"] = True
     try:
-        result = build(spec, out, workers=2, processes=False, progress=False, retries=1)
+        with pytest.raises(PartitionsFailed) as failed:
+            build(spec, out, workers=2, processes=False, progress=False, retries=1)
     finally:
         FRAGILE["broken"] = False
-    assert result.status == "failed"
-    assert [part for part, _ in result.failures] == ["train-000001"]
-    assert "builder bug" in result.failures[0][1]
+    assert [part for part, _ in failed.value.failures] == ["train-000001"]
+    assert "builder bug" in failed.value.failures[0][1]
     assert not (out / "manifest.json").exists()
     assert len(list((out / ".work" / "done").glob("*.json"))) == 6
     resumed = build(spec, out, workers=1, processes=False, progress=False)
@@ -231,3 +233,32 @@ def test_existing_cluster_by_scheduler_address_gives_the_same_bytes(tmp_path, ti
         result = build(load_catalog(tiny_catalog), tmp_path / "remote", scheduler=cluster.scheduler_address, progress=False)
     assert result.status == "built"
     assert shard_bytes(tmp_path / "remote") == shard_bytes(tiny_release)
+
+
+@register_builder("slow_scenes")
+class SlowScenes(ScenesBuilder):
+    """Scenes that take a while per item, so that a partition's progress shows before it ends."""
+
+    def process_item(self, item, ctx):
+        time.sleep(0.3)
+        yield from super().process_item(item, ctx)
+
+
+def test_a_partition_reports_progress_item_by_item(tmp_path):
+    from functools import partial
+
+    from dataengine.core.builder import create_builder
+    from dataengine.run.executor import InProcessExecutor
+    from dataengine.run.worker import DONE_DIR, PARTS_DIR, run_partition
+
+    spec = load_catalog(write_catalog(tmp_path, builder="slow_scenes", splits={"train": {"num_samples": 4}}))
+    (part,) = create_builder("slow_scenes").plan(spec)
+    work = tmp_path / "work"
+    (work / PARTS_DIR).mkdir(parents=True)
+    (work / DONE_DIR).mkdir()
+    seen = []
+    task = partial(run_partition, spec, work_dir=str(work))
+    (outcome,) = InProcessExecutor().run(task, [part], name=str, retries=0, progress=lambda _, counts: seen.append(counts))
+    assert outcome.result["samples"] == 4
+    assert [counts["items"] for counts in seen] == [1, 2, 3, 4]  # one report per item (each takes longer than the interval)
+    assert [counts["written"] for counts in seen] == [1, 2, 3, 4] and all(counts["rejected"] == 0 for counts in seen)
