@@ -22,6 +22,7 @@ from dataengine.core.fields import field_kind
 from dataengine.core.schema import SampleSchema
 from dataengine.io.atomic import write_bytes_atomic, write_text_atomic
 from dataengine.io.tar import read_samples
+from dataengine.publish.probe_summary import probe_rows
 from dataengine.release.reader import Release, configs_of, decode_value
 
 THUMBNAILS_DIR = "thumbnails"
@@ -350,6 +351,9 @@ def validation_section(result: dict[str, Any]) -> str:
         "",
         *([*by_group, ""] if by_group else []),
     ]
+    if result.get("probes"):
+        lines += ["### Probes", "", "| probe | measure | value |", "|---|---|---|"]
+        lines += [f"| {title} | {measure} | {value} |" for title, measure, value in probe_rows(result["probes"])] + [""]
     robustness = result.get("robustness", {})
     if robustness.get("dee2"):
         lines += [f"Robustness of the reference model: mCE {robustness['mCE']}, mRR {robustness['mRR']} ({robustness['reference']}).", ""]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dataengine.core.builder import Builder, create_builder
+from dataengine.publish.probe_summary import probe_rows
 from dataengine.release.reader import Release
 
 REPORT_DIR = "report"
@@ -154,6 +155,12 @@ def validation_sections(release: Release, result: dict[str, Any], out: Path) -> 
         f"<section><h2>Validation: {html.escape(result['verdict'])}</h2><ul>{reasons}</ul>"
         f"<table><tr><th>metric</th>{header}</tr>{rows}</table></section>"
     ]
+    if result.get("probes"):
+        probe_table = "".join(
+            f"<tr><td>{html.escape(title)}</td><td>{html.escape(measure)}</td><td>{html.escape(value)}</td></tr>"
+            for title, measure, value in probe_rows(result["probes"])
+        )
+        parts.append(f"<section><h2>Probes</h2><table><tr><th>probe</th><th>measure</th><th>value</th></tr>{probe_table}</table></section>")
     for title, name in (
         ("Learning curve", learning_curve(result, out / "learning_curve.png")),
         ("Least learnable training samples", least_learnable_gallery(release, result, out / "least_learnable.png")),

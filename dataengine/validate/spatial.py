@@ -4,11 +4,14 @@ It asks four questions of a release, each answered by a model trained here from 
 `text`) and scored on the held-out split(s):
 
 - can a model learn the answers from the images?   `qa`: image + depth map (where the release has one);
-- are the answers guessable from the question?      `question_only`: the same decoder, no image. Its
-  accuracy is the gate's prior: the image model must beat it by the margin;
+- are the answers guessable from the question?      `question_only`: the same decoder, no image, and
+  `majority`: the train split's most common answer per question kind. The better of the two (overall
+  and per kind) is the gate's prior: the image model must beat it by the margin;
 - does depth help?                                  `no_depth`: image only;
 - do the rationales help (SSR's claim)?             `qra`: image + depth, trained on rationale then answer;
-plus `shuffled_images`: the `qa` model with images permuted between the evaluated samples.
+plus `shuffled_images`: the `qa` model with images permuted between the evaluated samples, and the
+probes (`measures`): `minicache` is `qa` generating with its KV cache merged across depth, `qa_mod`
+(with `recipe.mod`) is `qa` with p-MoD over its vision tokens.
 
 Scores: SSR-CoT kinds by exact match after normalisation (case, articles, final period), `distance`
 and `size` within a relative tolerance (`numeric_tolerance`, 25% by default, SpatialRGPT-Bench's
@@ -49,6 +52,7 @@ from dataengine.validate.registry import Trainer, register_trainer
 
 KINDS = ("ssr_cot", "vqa")
 NUMERIC_KINDS = ("distance", "size")
+PROBE_SAMPLES = 256  # evaluation samples the sparsity and MiniCache perplexity probes run over
 DEPTH_RANGE_M = (0.5, 80.0)  # the colourised depth's fixed log range: the colour says metres in every image
 RECIPE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -68,12 +72,34 @@ RECIPE_SCHEMA: dict[str, Any] = {
         "layers": {"type": "integer", "minimum": 1, "default": 3},
         "heads": {"type": "integer", "minimum": 1, "default": 4},
         "vocab_size": {"type": "integer", "minimum": 64, "default": 1024},
+        "dropout": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0},
+        "tie_embeddings": {"type": "boolean", "default": False},
         "max_answer_tokens": {"type": "integer", "minimum": 1, "default": 16},
         "max_rationale_tokens": {"type": "integer", "minimum": 1, "default": 320},
         "numeric_tolerance": {"type": "number", "exclusiveMinimum": 0, "default": 0.25, "description": "relative, distance and size"},
         "eval_batch": {"type": "integer", "minimum": 1, "default": 64},
         "workers": {"type": "integer", "minimum": 0, "default": 2, "description": "DataLoader workers (decoding)"},
         "least_learnable": {"type": "integer", "minimum": 0, "default": 8},
+        "init": {
+            "enum": ["default", "critical"],
+            "default": "default",
+            "description": "critical: PDLT criticality for the projector and MLPs",
+        },
+        "mod": {"type": "boolean", "default": False, "description": "also train qa_mod: p-MoD over the vision tokens, vs the dense qa"},
+        "sparsity_p": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "default": 1.0,
+            "description": "PPL-p% activation sparsity of the trained qa model (null: skip)",
+        },
+        "minicache": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "required": ["t", "gamma"],
+            "properties": {"t": {"type": "number", "minimum": 0, "maximum": 1}, "gamma": {"type": "number", "minimum": 0, "maximum": 1}},
+            "default": {"t": 0.6, "gamma": 0.05},
+            "description": "qa also generates with its KV cache merged across depth (null: skip)",
+        },
     },
 }
 
@@ -96,6 +122,7 @@ class Variant:
     image: bool
     depth: bool
     rationale: bool
+    mod: bool = False
 
 
 @dataclass
@@ -315,7 +342,13 @@ class SpatialTrainer(Trainer):
         variants = [Variant("qa", True, has_depth, False), Variant("question_only", False, False, False)]
         variants += [Variant("no_depth", True, False, False)] if has_depth else []
         variants += [Variant("qra", True, has_depth, True)] if has_rationale else []
+        variants += [Variant("qa_mod", True, has_depth, False, mod=True)] if recipe["mod"] else []
         parse = create_builder(release.manifest.builder).parse_rationale
+        answers: dict[str, Counter] = {}
+        for record in train.records:
+            _, answer, _, kind = question_answer(record, self.kind)
+            answers.setdefault(kind, Counter())[answer] += 1
+        self.majority = {kind: counter.most_common(1)[0][0] for kind, counter in answers.items()}
         models, history, timings = {}, {}, {"read_s": round(read_s, 2)}
         for variant in variants:
             t0 = time.perf_counter()
@@ -348,6 +381,7 @@ class SpatialTrainer(Trainer):
             result["splits"] = {name: values["metrics"] for name, values in per_split.items()}
         if job.reference is not None:
             result["reference"] = self._on_reference(models, variants, job.reference, formatter, recipe, parse)
+        result["probes"] = self._probes(job, models, variants, train, evals[0], formatter, head, timings)
         result["least_learnable"] = self._least_learnable(models["qa"], train, formatter, recipe)
         result["checkpoint"] = str(Path(job.workdir) / "qa" / "model")
         result["timings"] = {**timings, "total_s": round(time.perf_counter() - started, 2)}
@@ -386,6 +420,10 @@ class SpatialTrainer(Trainer):
             input_size=list(recipe["input_size"]),
             depth=variant.depth,
             pad_id=formatter.pad,
+            dropout=recipe["dropout"],
+            tie_embeddings=recipe["tie_embeddings"],
+            init=recipe["init"],
+            mod=variant.mod,
         )
 
     def _sequences(self, variant: Variant, formatter: Any, split: Split, indices: list[int]) -> tuple[Any, Any, Any]:
@@ -480,6 +518,8 @@ class SpatialTrainer(Trainer):
         recipe: dict[str, Any],
         permutation: Any,
         generation: dict[str, Any],
+        minicache: tuple[float, float] | None = None,
+        cache_stats: dict[str, Any] | None = None,
     ) -> list[tuple[str | None, str]]:
         """(rationale, answer) generated for every sample of `split` (images taken from `permutation`)."""
         import torch
@@ -498,6 +538,8 @@ class SpatialTrainer(Trainer):
                 depths.to(device) if depths is not None else None,
                 limit,
                 formatter.eos,
+                minicache=minicache,
+                cache_stats=cache_stats,
             )
             generation["seconds"] += time.perf_counter() - t0
             generation["tokens"] += sum(len(g) + 1 for g in generated)
@@ -520,25 +562,38 @@ class SpatialTrainer(Trainer):
         order = np.random.default_rng([recipe["seed"], 1]).permutation(n)
         shuffled = np.empty(n, dtype=np.int64)
         shuffled[order] = np.roll(order, -1)  # every sample gets another sample's image (a derangement)
-        runs = [(v.name, v, identity) for v in variants] + [("shuffled_images", variants[0], shuffled)]
+        runs = [(v.name, v, identity, None) for v in variants] + [("shuffled_images", variants[0], shuffled, None)]
+        if recipe["minicache"] is not None:
+            runs.append(("minicache", variants[0], identity, (recipe["minicache"]["t"], recipe["minicache"]["gamma"])))
         kinds = [question_answer(r, self.kind)[3] for r in split.records]
         scores: dict[str, list[float]] = {}
         outputs: dict[str, list[tuple[str | None, str]]] = {}
-        for name, variant, permutation in runs:
-            outputs[name] = self._answers(models[variant.name], variant, split, formatter, recipe, permutation, generation)
+        cache_stats: dict[str, Any] = {}
+        speeds: dict[str, float] = {}
+        for name, variant, permutation, minicache in runs:
+            clock = {"tokens": 0, "seconds": 0.0}
+            outputs[name] = self._answers(
+                models[variant.name], variant, split, formatter, recipe, permutation, clock, minicache, cache_stats if minicache else None
+            )
+            speeds[name] = round(clock["tokens"] / max(clock["seconds"], 1e-9), 1)
+            generation["tokens"] += clock["tokens"]
+            generation["seconds"] += clock["seconds"]
             scores[name] = [score(a, r, self.kind, recipe["numeric_tolerance"]) for (_, a), r in zip(outputs[name], split.records)]
-        label = {"qa": "accuracy"} | {name: f"{name}_accuracy" for name, _, _ in runs if name != "qa"}
+        scores["majority"] = [
+            score(self.majority.get(k, ""), r, self.kind, recipe["numeric_tolerance"]) for k, r in zip(kinds, split.records)
+        ]
         metrics: dict[str, float] = {}
-        prior: dict[str, float] = {}
         for name, values in scores.items():
-            target = prior if name == "question_only" else metrics
-            key = "accuracy" if name == "question_only" else label[name]
-            target[key] = round(float(np.mean(values)), 4)
+            key = "accuracy" if name == "qa" else f"{name}_accuracy"
+            metrics[key] = round(float(np.mean(values)), 4)
             for kind in sorted(set(kinds)):
-                target[f"{key}/{kind}"] = round(float(np.mean([v for v, k in zip(values, kinds) if k == kind])), 4)
-        # the question-only accuracy also sits among the metrics, so the per-kind table shows it beside QA and QRA
-        metrics["question_only_accuracy"] = prior["accuracy"]
-        metrics.update({f"question_only_accuracy/{k.split('/', 1)[1]}": v for k, v in prior.items() if "/" in k})
+                metrics[f"{key}/{kind}"] = round(float(np.mean([v for v, k in zip(values, kinds) if k == kind])), 4)
+        # the prior: the better of the question-only model and the train split's most common answer per kind
+        prior = {
+            key.replace("question_only_", ""): max(value, metrics[key.replace("question_only_", "majority_")])
+            for key, value in metrics.items()
+            if key.startswith("question_only_accuracy")
+        }
         counts = Counter(kinds)
         facts = self._rationale_facts(outputs.get("qra"), split, parse, recipe["numeric_tolerance"])
         metrics.update(facts)
@@ -548,7 +603,14 @@ class SpatialTrainer(Trainer):
             | ({"qra_rationale": outputs["qra"][i][0]} if "qra" in outputs else {})
             for i in range(min(n, 4))
         ]
-        return {"metrics": metrics, "prior": prior, "counts": dict(counts), "examples": examples}
+        return {
+            "metrics": metrics,
+            "prior": prior,
+            "counts": dict(counts),
+            "examples": examples,
+            "cache_stats": cache_stats,
+            "generate_tokens_per_s": speeds,
+        }
 
     def _rationale_facts(
         self, generated: list[tuple[str | None, str]] | None, split: Split, parse: Callable[[str], Any], tolerance: float
@@ -583,6 +645,95 @@ class SpatialTrainer(Trainer):
         usable = [v for v in variants if not v.depth or split.depths is not None]
         scores = self._evaluate(models, usable, split, formatter, recipe, parse, {"tokens": 0, "seconds": 0.0})
         return {"release": reference.root, "split": split.name, "metrics": scores["metrics"], "prior": scores["prior"]}
+
+    def _probes(
+        self,
+        job: Any,
+        models: dict[str, Any],
+        variants: list[Variant],
+        train: Split,
+        split: Split,
+        formatter: Any,
+        head: dict[str, Any],
+        timings: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The sections of the four probes (`measures`): criticality of a fresh qa model, the trained qa
+        model's PPL-p% sparsity and MiniCache generation, qa_mod vs qa."""
+        import torch
+
+        from dataengine.validate.measures import criticality_section, minicache_section, mod_section, sparsity_section
+        from dataengine.validate.vlm import VLM
+
+        recipe = job.config.recipe
+        qa = variants[0]
+        torch.manual_seed(recipe["seed"])
+        fresh = VLM(self._config(qa, formatter, recipe))
+        images, depths = self._views(qa, train, torch.arange(min(64, len(train.keys))))
+        probes: dict[str, Any] = {"criticality": criticality_section(fresh, images, depths, recipe["init"] == "critical")}
+        sample = list(range(min(PROBE_SAMPLES, len(split.keys))))
+        if recipe["sparsity_p"] is not None:
+            batches = list(self._loss_batches(models["qa"], qa, split, formatter, recipe, sample))
+            probes["sparsity"] = sparsity_section(models["qa"], batches, recipe["sparsity_p"])
+        if recipe["minicache"] is not None:
+            t, gamma = recipe["minicache"]["t"], recipe["minicache"]["gamma"]
+            losses = {
+                name: self._target_loss(models["qa"], qa, split, formatter, recipe, sample, merge)
+                for name, merge in (("dense", None), ("merged", (t, gamma)))
+            }
+            speed = {"dense": head["generate_tokens_per_s"]["qa"], "merged": head["generate_tokens_per_s"]["minicache"]}
+            metrics = head["metrics"]
+            probes["minicache"] = minicache_section(
+                metrics["accuracy"], metrics["minicache_accuracy"], head["cache_stats"], losses, speed, t, gamma
+            )
+        if "qa_mod" in models:
+            n_vision = models["qa_mod"].visual_tokens(*self._views(qa, train, torch.arange(1))).shape[1]
+            n_text = round(float(np.mean([len(formatter.prompt(question_answer(r, self.kind)[0], False)) for r in split.records])))
+            train_s = {"mod": timings.get("train_qa_mod_s"), "dense": timings.get("train_qa_s")}
+            probes["mod"] = mod_section(
+                models["qa_mod"], n_vision, n_text, head["metrics"]["accuracy"], head["metrics"]["qa_mod_accuracy"], train_s
+            )
+        return probes
+
+    def _loss_batches(
+        self, model: Any, variant: Variant, split: Split, formatter: Any, recipe: dict[str, Any], indices: list[int]
+    ) -> Iterator[Any]:
+        """(ids, valid, labels, visual tokens) of `indices` in eval batches, for losses over the answers."""
+        import torch
+
+        device = model.embed.weight.device
+        with torch.inference_mode():
+            for begin in range(0, len(indices), recipe["eval_batch"]):
+                chunk = indices[begin : begin + recipe["eval_batch"]]
+                ids, valid, labels = (t.to(device) for t in self._sequences(variant, formatter, split, chunk))
+                images, depths = self._views(variant, split, torch.as_tensor(chunk))
+                visual = model.visual_tokens(
+                    images.to(device) if images is not None else None, depths.to(device) if depths is not None else None
+                )
+                yield ids, valid, labels, visual
+
+    def _target_loss(
+        self, model: Any, variant: Variant, split: Split, formatter: Any, recipe: dict[str, Any], indices: list[int], minicache: Any
+    ) -> tuple[float, int]:
+        """Summed answer cross-entropy and token count, teacher-forced through the (merged) KV cache."""
+        import torch
+
+        device = model.embed.weight.device
+        total, count = 0.0, 0
+        for begin in range(0, len(indices), recipe["eval_batch"]):
+            chunk = indices[begin : begin + recipe["eval_batch"]]
+            pairs = [question_answer(split.records[i], self.kind) for i in chunk]
+            prompts = [formatter.prompt(question, False) for question, *_ in pairs]
+            targets = [formatter.target(answer, None) for _, answer, *_ in pairs]
+            images, depths = self._views(variant, split, torch.as_tensor(chunk))
+            loss, tokens = model.target_loss(
+                prompts,
+                targets,
+                images.to(device) if images is not None else None,
+                depths.to(device) if depths is not None else None,
+                minicache,
+            )
+            total, count = total + loss, count + tokens
+        return total, count
 
     def _least_learnable(self, model: Any, train: Split, formatter: Any, recipe: dict[str, Any]) -> list[dict[str, Any]]:
         """The training samples whose answer the `qa` model finds least likely: where to look for label errors."""

@@ -56,8 +56,10 @@ def test_the_mask_hides_padding_and_the_future_but_never_a_token_from_itself():
     assert mask.tolist() == [[True, False, False], [False, True, False], [False, True, True]]
 
 
-@pytest.mark.parametrize("vision", [None, "vit_tiny_patch16_224"])
-def test_generation_with_the_cache_equals_generation_without_it_and_batching_changes_nothing(formatter, vision):
+@pytest.mark.parametrize(
+    "vision,switches", [(None, {}), ("vit_tiny_patch16_224", {}), ("vit_tiny_patch16_224", {"mod": True, "layers": 3})]
+)
+def test_generation_with_the_cache_equals_generation_without_it_and_batching_changes_nothing(formatter, vision, switches):
     torch.manual_seed(0)
     config = VLMConfig(
         vocab_size=formatter.vocab_size,
@@ -70,6 +72,8 @@ def test_generation_with_the_cache_equals_generation_without_it_and_batching_cha
         input_size=[16, 16],
         depth=vision is not None,
     )
+    for name, value in switches.items():
+        setattr(config, name, value)
     model = VLM(config).eval()
     prompts = [formatter.prompt(text, with_rationale=i % 2 == 0) for i, text in enumerate(TEXTS[:4])]
     assert len({len(p) for p in prompts}) > 1  # prompts of different lengths: left padding is exercised
@@ -83,6 +87,80 @@ def test_generation_with_the_cache_equals_generation_without_it_and_batching_cha
     ]
     assert cached == full == alone
     assert any(cached)  # something was generated (an untrained model rarely says <eos> first)
+
+
+def _small(formatter: Formatter, **switches) -> VLM:
+    settings = {
+        "vocab_size": formatter.vocab_size,
+        "dim": 32,
+        "layers": 4,
+        "heads": 2,
+        "hidden": 64,
+        "vision": "vit_tiny_patch16_224",
+        "vision_kwargs": {"patch_size": 8, "depth": 1, "embed_dim": 48, "num_heads": 2},
+        "input_size": [16, 16],
+        "depth": True,
+    }
+    return VLM(VLMConfig(**{**settings, **switches})).eval()
+
+
+def test_target_loss_through_the_cache_equals_the_teacher_forced_loss_of_the_whole_sequence(formatter):
+    torch.manual_seed(2)
+    model = _small(formatter)
+    prompts = [formatter.prompt(TEXTS[0], False), formatter.prompt(TEXTS[2], False)]
+    targets = [formatter.target("3.10 meters", None), formatter.target("Yes", None)]
+    images = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    total, count = model.target_loss(prompts, targets, images, images)
+    expected = 0.0
+    for i, (prompt, target) in enumerate(zip(prompts, targets)):  # one at a time, no cache, no padding
+        ids, valid = left_pad([prompt + target[:-1]], 0)
+        with torch.no_grad():
+            logits = model(ids, valid, model.visual_tokens(images[i : i + 1], images[i : i + 1]))[0, -len(target) :]
+        expected += float(torch.nn.functional.cross_entropy(logits, torch.tensor(target), reduction="sum"))
+    assert count == sum(len(t) for t in targets)
+    assert total == pytest.approx(expected, rel=1e-4)
+
+
+def test_minicache_in_generation_counts_what_it_stores_and_changes_little_of_a_mid_depth_cache(formatter):
+    from dataengine.probes import stored_elements
+
+    torch.manual_seed(3)
+    model = _small(formatter)
+    prompts = [formatter.prompt(TEXTS[0], False), formatter.prompt(TEXTS[3], False)]
+    images = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    stats: dict = {}
+    model.generate(prompts, images, images, 4, formatter.eos, minicache=(0.6, 0.05), cache_stats=stats)
+    n = model.visual_tokens(images, images).shape[1] + max(len(p) for p in prompts)
+    heads, head_dim, layers = model.config.heads, model.config.dim // model.config.heads, model.config.layers
+    retained_per_stream = math.floor(0.05 * n)  # per (batch row, head) stream: the top-gamma share of tokens by angle
+    streams = 2 * heads  # rows x heads, each a K and a V cache
+    per_stream = stored_elements(layers, n, head_dim, retained_per_stream)
+    assert stats["dense"] == 2 * streams * layers * n * head_dim
+    assert stats["stored"] == 2 * streams * per_stream
+    assert stats["stored"] < stats["dense"]
+    dense, _ = model.target_loss(prompts, [[5, 6], [7]], images, images)
+    merged, _ = model.target_loss(prompts, [[5, 6], [7]], images, images, minicache=(0.6, 0.05))
+    assert merged != dense and math.isfinite(merged)
+    with pytest.raises(ValueError, match="does not combine with mod"):
+        _small(formatter, mod=True).generate(prompts, images, images, 2, formatter.eos, minicache=(0.6, 0.05))
+
+
+def test_critical_init_draws_the_projector_at_gelus_point_and_keeps_each_mlps_variance(formatter):
+    from dataengine.probes import critical_parameters
+
+    torch.manual_seed(4)
+    model = _small(formatter, init="critical", dim=256, hidden=512)
+    c_b, c_w, _ = critical_parameters("gelu")
+    first = model.project[0]
+    assert first.weight.var().item() == pytest.approx(c_w / first.in_features, rel=0.05)
+    assert first.bias.var().item() == pytest.approx(c_b, rel=0.3)
+    z = torch.randn(4096, 256)
+    for block in model.blocks:
+        gate, up = block.gate_up(z).chunk(2, dim=-1)
+        out = block.down(torch.nn.functional.silu(gate) * up)
+        assert out.var().item() == pytest.approx(1.0, rel=0.1)  # Cw_down = 1 / E[silu(g)^2] at the gate's kernel
+    with pytest.raises(ValueError, match="'default' or 'critical'"):
+        _small(formatter, init="orthogonal")
 
 
 def test_a_checkpoint_round_trips_through_safetensors(tmp_path, formatter):

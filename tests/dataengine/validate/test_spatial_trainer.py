@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from dataengine.api import build
 from dataengine.cli import cli
+from dataengine.publish.report import write_report
 from dataengine.release.reader import Release
 from dataengine.validate.registry import trainer_class
 from tests.dataengine.validate.test_depth_trainer import broken_copy
@@ -26,13 +27,15 @@ RECIPE = {
     "input_size": [32, 32],
     "vision_kwargs": {"patch_size": 8, "depth": 1, "embed_dim": 48, "num_heads": 2},
     "dim": 32,
-    "layers": 1,
+    "layers": 2,
     "heads": 2,
     "vocab_size": 400,
     "max_rationale_tokens": 48,
     "workers": 0,
     "eval_batch": 128,
     "least_learnable": 3,
+    "mod": True,
+    "init": "critical",
 }
 KINDS = {"existence", "counting", "position", "depth_order", "distance", "size", "attribute"}
 
@@ -100,10 +103,24 @@ def test_the_contract_the_controls_and_the_card(good):
     assert kinds and kinds <= KINDS
     for column in ("accuracy", "qra_accuracy", "no_depth_accuracy", "shuffled_images_accuracy", "question_only_accuracy"):
         assert 0 <= metrics[column] <= 1 and all(f"{column}/{kind}" in metrics for kind in kinds)
-    assert prior["accuracy"] == metrics["question_only_accuracy"]
+    assert prior["accuracy"] == max(metrics["question_only_accuracy"], metrics["majority_accuracy"])
+    for kind in kinds:
+        assert prior[f"accuracy/{kind}"] == max(metrics[f"question_only_accuracy/{kind}"], metrics[f"majority_accuracy/{kind}"])
     assert metrics["reference_rationale_facts"] == 1.0  # the builder's rationales state exactly the stored facts
     assert 0 <= metrics["rationale_facts"] <= 1
-    assert set(document["variants"]) == {"qa", "question_only", "no_depth", "qra"}
+    assert set(document["variants"]) == {"qa", "question_only", "no_depth", "qra", "qa_mod"}
+    probes = document["probes"]
+    assert probes["criticality"]["init"] == "critical" and len(probes["criticality"]["mlp"]) == RECIPE["layers"]
+    sparsity = probes["sparsity"]
+    assert sparsity["p"] == 1.0 and len(sparsity["layers"]) == RECIPE["layers"] and 0 < sparsity["ratio"] <= 1
+    if sparsity["bracketed"]:
+        assert sparsity["ppl_ratio"] == pytest.approx(1.01, rel=1e-3)
+    minicache = probes["minicache"]
+    assert minicache["accuracy"] == metrics["accuracy"] and minicache["merged_accuracy"] == metrics["minicache_accuracy"]
+    assert minicache["stored_elements"] <= minicache["dense_elements"] and minicache["merged_perplexity"] > 0
+    mod = probes["mod"]
+    assert mod["ratios"] == [1.0, 0.15]  # PRD for L = 2: cos(0) = 1 stays dense, cos(pi) = 0 is floored at 0.15
+    assert mod["flops_ratio"] < 1 and mod["kv_cache_ratio"] < 1 and mod["accuracy"] == metrics["qa_mod_accuracy"]
     assert len(document["history"]) == RECIPE["epochs"] and document["timings"]["train_qa_tokens_per_s"] > 0
     assert len(document["least_learnable"]) == 3
     model = Path(document["checkpoint"])
@@ -111,6 +128,9 @@ def test_the_contract_the_controls_and_the_card(good):
     card = (good / "README.md").read_text()
     assert "## Validation" in card and "| group | accuracy |" in card and "question_only_accuracy" in card
     assert any(line.startswith(f"| {kind} | ") for kind in kinds for line in card.splitlines())
+    assert "### Probes" in card and "| Activation sparsity, PPL-p% (Sparsing Law) | layers |" in card
+    page = write_report(good).read_text()
+    assert "<h2>Probes</h2>" in page and "Mixture-of-depths over vision tokens" in page
 
 
 @pytest.mark.parametrize(
