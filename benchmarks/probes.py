@@ -52,11 +52,11 @@ def main() -> None:
         pa, pb = a["probes"], b["probes"]
         mc, mod, sp = pa["minicache"], pa["mod"], pa["sparsity"]
         print(f"release {release}  ({a['train_samples']} train samples, eval split {a['eval_split']}, {a['device']})")
-        print(f"{'idea':<34}{'off':>12}{'on':>12}{'on/off':>10}")
+        print(f"{'idea':<34}{'off':>14}{'on':>14}{'on/off':>10}")
 
         def row(name: str, off: float, on: float) -> None:
             ratio = on / off if off else float("nan")
-            print(f"{name:<34}{off:>12.4f}{on:>12.4f}{ratio:>10.3f}")
+            print(f"{name:<34}{off:>14.6g}{on:>14.6g}{ratio:>10.3f}")
 
         row("criticality: accuracy", a["metrics"]["accuracy"], b["metrics"]["accuracy"])
         row("criticality: train qa s", a["timings"]["train_qa_s"], b["timings"]["train_qa_s"])
