@@ -158,22 +158,52 @@ class ReleaseDataset(_Base):
         per_rank = sum(n for _, n in shards) // world if self.equal_epochs else None
         selected = shards[rank * workers + worker :: readers] if by_shard else shards
         position = -1
-        for url, _ in selected:
+        seen: set[str] = set()
+        for url, expected in selected:
+            count = 0
             try:
                 for key, members in read_samples(url):
                     position += 1
+                    count += 1
                     if not by_shard:
                         # Rank r takes global positions r, r + W, ...; its workers take turns within
                         # that sequence; with equal epochs every rank stops after the same count.
                         rank_index, owner = divmod(position, world)
                         if owner != rank or (per_rank is not None and rank_index >= per_rank) or rank_index % workers != worker:
                             continue
+                    problem = self._problem(key, members, seen)
+                    seen.add(key)
+                    if problem is not None:
+                        if self.errors == "raise":
+                            raise ShardError(f"{url}: {problem}; `dataengine verify` lists every problem of the release")
+                        log.warning("skipping a sample of shard %s: %s", url, problem)
+                        continue
                     yield {"__key__": key, "__url__": url, **members}
+                if count != expected:
+                    raise ShardError(
+                        f"{url} holds {count} samples, the manifest says {expected}: the shard was truncated or replaced; "
+                        "rebuild the release (a rerun of `dataengine build` rewrites missing or damaged shards)"
+                    )
+            except GeneratorExit:
+                raise  # closed by the consumer (or at interpreter exit, when module globals are gone)
             except (tarfile.TarError, ShardError, OSError, EOFError) as exc:
                 if self.errors == "raise":
                     raise
                 # Every reader meets the same error at the same place, so positions stay aligned.
                 log.warning("skipping the rest of shard %s after a read error: %s", url, exc)
+
+    def _problem(self, key: str, members: dict[str, bytes], seen: set[str]) -> str | None:
+        """Why a raw sample cannot be handed out (a key met before, members other than the manifest's), or None."""
+        if key in seen:
+            return f"sample key {key!r} appears twice"
+        if members.keys() != self.kinds.keys():
+            missing, extra = sorted(self.kinds.keys() - members.keys()), sorted(members.keys() - self.kinds.keys())
+            return f"sample {key!r} is incomplete: " + "; ".join(
+                part
+                for part in (f"missing {', '.join(missing)}" if missing else "", f"unexpected {', '.join(extra)}" if extra else "")
+                if part
+            )
+        return None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         samples = self._samples()

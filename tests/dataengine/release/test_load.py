@@ -1,13 +1,17 @@
 """The loader: every key exactly once per epoch across workers and ranks, seeded shuffles, errors."""
 
+import io
+import re
 import shutil
 import tarfile
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import dataengine
+from dataengine.io.tar import ShardError
 from dataengine.release.load import ReleaseDataset
 
 
@@ -76,3 +80,52 @@ def test_unknown_split_names_the_choices(tiny_release):
     with pytest.raises(ValueError, match="splits: train, validation"):
         ReleaseDataset(tiny_release, "test")
     assert Counter(s["json"]["split"] for s in dataengine.load(tiny_release, "validation")) == {"validation": 6}
+
+
+def _copy_with_shard(tiny_release: Path, out: Path, shard: str, members: list[tuple[str, bytes]] | None) -> Path:
+    """A copy of the release whose `shard` holds exactly `members` (name, bytes), or is a symlink to /dev/zero."""
+    shutil.copytree(tiny_release, out)
+    target = out / shard
+    target.unlink()
+    if members is None:
+        target.symlink_to("/dev/zero")
+        return out
+    with tarfile.open(target, "w") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out
+
+
+def _members(release: Path, shard: str) -> list[tuple[str, bytes]]:
+    with tarfile.open(release / shard) as archive:
+        return [(info.name, archive.extractfile(info).read()) for info in archive]
+
+
+@pytest.mark.parametrize("case", ["missing", "duplicate", "devzero", "truncated"])
+def test_incomplete_samples_duplicate_keys_and_short_shards_fail_loudly_or_are_skipped(tmp_path, tiny_release, caplog, case):
+    shard = "train/tiny-000001.tar"
+    original = _members(tiny_release, shard)
+    key = original[0][0].split(".", 1)[0]  # the shard's first sample
+    other = _members(tiny_release, "train/tiny-000000.tar")[0][0].split(".", 1)[0]  # a key of the shard before
+    members, message = {
+        "missing": ([m for m in original if m[0] != f"{key}.mask.png"], f"sample '{key}' is incomplete: missing mask.png"),
+        "duplicate": ([(n.replace(key, other, 1), d) for n, d in original], f"sample key '{other}' appears twice"),
+        "devzero": (None, "holds 0 samples, the manifest says 4"),
+        "truncated": (original[:-4], "holds 3 samples, the manifest says 4"),  # the last sample's four members gone
+    }[case]
+    copy = _copy_with_shard(tiny_release, tmp_path / case, shard, members)
+    with pytest.raises(ShardError, match=re.escape(message)):
+        list(dataengine.load(copy, "train", decode=None))
+    with caplog.at_level("WARNING", logger="dataengine.release.load"):
+        kept = [s["__key__"] for s in dataengine.load(copy, "train", decode=None, errors="skip")]
+    assert message in caplog.text
+    assert len(kept) == len(set(kept)) and len(kept) == (20 - 4 if case == "devzero" else 20 - 1)
+
+
+def test_a_member_that_leaves_the_archive_is_refused(tmp_path, tiny_release):
+    shard = "train/tiny-000001.tar"
+    copy = _copy_with_shard(tiny_release, tmp_path / "escaping", shard, [("../x.rgb.png", b"x"), *_members(tiny_release, shard)])
+    with pytest.raises(ShardError, match="leaves the archive"):
+        list(dataengine.load(copy, "train", decode=None))
