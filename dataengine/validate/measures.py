@@ -13,10 +13,7 @@ section of validation.json (`probes.criticality`, `probes.sparsity`, `probes.min
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
-
-import numpy as np
 
 
 def criticality_section(model: Any, images: Any, depths: Any, critical: bool) -> dict[str, Any]:
@@ -119,14 +116,3 @@ def mod_section(
         "train_s": train_s.get("mod"),
         "dense_train_s": train_s.get("dense"),
     }
-
-
-def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    """(fn(*args, **kwargs), seconds)."""
-    started = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - started
-
-
-def mean(values: list[float]) -> float:
-    return round(float(np.mean(values)), 4) if values else 0.0
