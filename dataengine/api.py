@@ -46,6 +46,7 @@ def build(
     force: bool = False,
     retries: int = 2,
     errors: str = "skip",
+    verify: bool = False,
     progress: bool = True,
     processes: bool = True,
     echo: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
@@ -57,7 +58,8 @@ def build(
     `scheduler`: the address of an existing Dask cluster. `limit` keeps the first N planned items of
     each split; `overrides` are `dotted.key=value` strings, as `--set` takes them. `errors="raise"`
     stops at the first bad item with its traceback instead of recording it in rejects.jsonl.
-    Raises `PartitionsFailed` (with `.failures`) when partitions fail after their retries: rerun to resume.
+    A finished release is checked before it is reported up to date (shard sizes; sha256 too with
+    `verify=True`) and rebuilt when damaged. Raises `PartitionsFailed` (with `.failures`) when partitions fail after their retries: rerun to resume.
     """
     if isinstance(catalog, BuildSpec):
         if limit is not None or tuple(overrides):
@@ -74,6 +76,7 @@ def build(
         force=force,
         retries=retries,
         errors=errors,
+        verify=verify,
         progress=progress,
         processes=processes,
         echo=echo,

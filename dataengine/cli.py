@@ -42,6 +42,7 @@ def _run_build(
     progress: bool,
     retries: int = 2,
     errors: str = "skip",
+    verify: bool = False,
 ) -> Path:
     from dataengine.api import build
     from dataengine.run.build import BuildError, PartitionsFailed
@@ -61,7 +62,17 @@ def _run_build(
     out_path = Path(out or Path("releases") / spec.name)
     click.echo(f"building {spec.name} {spec.version} ({spec.builder}) into {out_path}", err=True)
     try:
-        result = build(spec, out_path, workers=workers, scheduler=scheduler, force=force, progress=progress, retries=retries, errors=errors)
+        result = build(
+            spec,
+            out_path,
+            workers=workers,
+            scheduler=scheduler,
+            force=force,
+            progress=progress,
+            retries=retries,
+            errors=errors,
+            verify=verify,
+        )
     except PartitionsFailed as exc:
         raise CommandError(f"{len(exc.failures)} partition(s) failed; rerun the same command to resume", code=1) from None
     except BuildError as exc:
@@ -105,6 +116,9 @@ def _run_build(
     show_default=True,
     help="skip: a bad item becomes a line in rejects.jsonl; raise: it fails its partition with the traceback (debugging).",
 )
+@click.option(
+    "--verify", is_flag=True, help="Before calling a finished release up to date, check every shard's sha256 (sizes are always checked)."
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (for logs).")
 def build(
     catalog: str,
@@ -116,6 +130,7 @@ def build(
     force: bool,
     retries: int,
     errors: str,
+    verify: bool,
     no_progress: bool,
 ) -> None:
     """Build CATALOG (a YAML path or a shipped catalog name) into a release.
@@ -123,7 +138,7 @@ def build(
     Rerunning an interrupted build resumes it: finished partitions are kept, the rest are redone,
     and the result is byte-identical to an uninterrupted build.
     """
-    _run_build(catalog, out, workers, scheduler, limit, overrides, force, not no_progress, retries, errors)
+    _run_build(catalog, out, workers, scheduler, limit, overrides, force, not no_progress, retries, errors, verify)
 
 
 @cli.command()

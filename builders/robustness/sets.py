@@ -29,11 +29,17 @@ from corruptions import names as corruption_set
 from corruptions.registry import SETS
 from dataengine.core.builder import Builder, Context, Sample, register_builder
 from dataengine.core.catalog import BuildSpec, Partition
-from dataengine.core.depth_png import UNITS_PER_M, encode_depth_png
-from dataengine.core.fields import decode_member, encode_image
+from dataengine.core.depth_png import UNITS_PER_M, decode_source_depth, encode_depth_png
+from dataengine.core.fields import decode_member, encode_image, refuse_exif_orientation
+from dataengine.core.rejects import Reject
+from dataengine.io.paths import safe_relative
 from dataengine.release.reader import Release
 
 CLEAN = "clean"
+# The farthest measurement a source's depth map may hold (metres): NYU's Kinect reaches ~10 m indoors,
+# KITTI's LiDAR ~80-120 m outdoors; an 8-bit or rescaled map read as these formats falls far below.
+NYU_PLAUSIBLE_MAX_M = (1.0, 20.0)
+KITTI_PLAUSIBLE_MAX_M = (2.0, 256.0)
 CLEAN_SPLIT = "clean/test"
 
 
@@ -248,7 +254,10 @@ class CorruptionSetBuilder(Builder):
 
 
 def read_rgb(path: Path) -> np.ndarray:
+    """The RGB pixels of a source image; one shown rotated or flipped by EXIF is refused (its depth
+    could match either orientation)."""
     with Image.open(path) as image:
+        refuse_exif_orientation(image, f"image {path}")
         return np.asarray(image.convert("RGB"))
 
 
@@ -304,15 +313,18 @@ class KittiC(CorruptionSetBuilder):
 
     def read_frame(self, spec: BuildSpec, frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
         kitti_image_path(frame.id)
-        if not Path(frame.image).is_file():
+        relative = safe_relative(frame.id, "split line")  # a split line must stay inside the raw root
+        image = spec.sources["root"] / relative
+        if not image.is_file():
             raise FileNotFoundError(f"image {frame.image} of split line {frame.id!r} does not exist")
-        rgb = read_rgb(frame.image)
+        rgb = read_rgb(image)
         if frame.depth is None:
             return rgb, None
         if isinstance(frame.depth, int):
             return rgb, gt_depth_array(str(spec.sources["gt_depths"]))[frame.depth]
-        with Image.open(frame.depth) as png:
-            return rgb, np.asarray(png).astype(np.float32) / np.float32(spec.params["gt_png_scale"])
+        depth = spec.sources["gt_root"] / relative
+        what = f"KITTI ground truth {depth}"
+        return rgb, decode_source_depth(depth.read_bytes(), spec.params["gt_png_scale"], what, KITTI_PLAUSIBLE_MAX_M)
 
 
 _GT_CACHE: dict[str, np.ndarray] = {}
@@ -348,20 +360,40 @@ class NyuC(CorruptionSetBuilder):
     def has_depth(self, spec: BuildSpec) -> bool:
         return True
 
+    def _files(self, spec: BuildSpec) -> tuple[list[Path], list[Path]]:
+        """(images, other `rgb_*` files): JPEG (`.jpg`, `.jpeg`) first, then PNG, each sorted; any case."""
+        found = [path for path in spec.sources["root"].rglob("rgb_*") if path.is_file()]
+        jpeg = sorted(path for path in found if path.suffix.lower() in (".jpg", ".jpeg"))
+        png = sorted(path for path in found if path.suffix.lower() == ".png")
+        return jpeg + png, sorted(set(found) - set(jpeg) - set(png))
+
     def list_frames(self, spec: BuildSpec) -> list[Frame]:
         root = spec.sources["root"]
         frames = []
-        for image in sorted(root.rglob("rgb_*.jpg")) + sorted(root.rglob("rgb_*.png")):
+        for image in self._files(spec)[0]:
             depth = image.with_name(image.name.replace("rgb_", "sync_depth_", 1)).with_suffix(".png")
             frames.append(Frame(image.relative_to(root).as_posix(), image, depth))
         return frames
+
+    def planning_rejects(self, spec: BuildSpec) -> list[Reject]:
+        """`rgb_*` files that are not a JPEG or PNG image: never framed, so named here."""
+        root = spec.sources["root"]
+        return [
+            Reject(
+                key=frame_key(path.relative_to(root).as_posix()),
+                source=str(path),
+                code="unsupported_image",
+                reason=f"{path.name}: an NYU image is rgb_<N>.jpg (or .jpeg / .png); '{path.suffix}' files are not read",
+            )
+            for path in self._files(spec)[1]
+        ]
 
     def read_frame(self, spec: BuildSpec, frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
         if not Path(frame.depth).is_file():
             raise FileNotFoundError(f"no depth {Path(frame.depth).name} beside {frame.id}")
         rgb = read_rgb(frame.image)
-        with Image.open(frame.depth) as png:
-            return rgb, np.asarray(png).astype(np.float32) / np.float32(spec.params["depth_png_scale"])
+        what = f"NYU depth {Path(frame.depth).name}"
+        return rgb, decode_source_depth(Path(frame.depth).read_bytes(), spec.params["depth_png_scale"], what, NYU_PLAUSIBLE_MAX_M)
 
 
 @register_builder("depth_c")
@@ -411,6 +443,7 @@ class DepthC(CorruptionSetBuilder):
 
     def read_frame(self, spec: BuildSpec, frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
         with Image.open(io.BytesIO(Release.read_located(frame.image))) as image:
+            refuse_exif_orientation(image, f"image of {frame.id}")
             rgb = np.asarray(image.convert("RGB"))
         location, kind = frame.depth
         return rgb, decode_member(kind, Release.read_located(location))

@@ -3,6 +3,7 @@ turning (image, depth, objects, question, answer) into a checked, encoded sample
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 from builders.ssr import rationale
 from builders.ssr.facts import Measurement, Region, measure
 from builders.ssr.gate import contradiction
-from builders.ssr.rewrite import RewriteConfig, lost_facts, rewrite
+from builders.ssr.rewrite import RewriteConfig, check_endpoint, lost_facts, rewrite
 from dataengine.core.builder import Context, Sample
 from dataengine.core.depth_png import decode_depth_png, encode_depth_png
 from dataengine.depth.geometry import Intrinsics
@@ -52,6 +53,13 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def predict_depth(spec: str, images: list[np.ndarray], params: dict[str, Any]) -> list[DepthPrediction]:
     """Depth of a batch of RGB images from a `model:` source (loaded once per worker process)."""
     return load_monocular(spec, device=params.get("device"), batch_size=params["batch_size"]).predict(images)
+
+
+def check_params(params: dict[str, Any]) -> None:
+    """Plan-time checks every SSR builder shares: the depth source spec and the rewrite endpoint."""
+    parse_spec(params["depth_source"])
+    if params.get("rewrite"):
+        check_endpoint(params["rewrite"]["endpoint"])
 
 
 def depth_source_id(params: dict[str, Any]) -> str:
@@ -134,7 +142,7 @@ def make_sample(
         config = RewriteConfig(**params["rewrite"])
         try:
             rewritten = rewrite(text, config)
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:  # unreachable, or a malformed reply
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # unreachable, redirected, not HTTP, or a malformed reply
             ctx.reject(
                 key=key, source=source.get("id", ""), code="rewrite_failed", reason=f"rewrite endpoint failed: {type(exc).__name__}: {exc}"
             )

@@ -15,9 +15,10 @@ Intrinsics come from the calibration when there is one, else from the model's ow
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Iterator, Mapping
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from builders.ssr.facts import FactError, Region
 from builders.ssr.pipeline import (
     PARAMS_SCHEMA,
     Question,
+    check_params,
     chunks,
     depth_source_id,
     describe_depth_source,
@@ -39,7 +41,8 @@ from builders.ssr.pipeline import (
 from builders.ssr.sources import FORMATS, read_records
 from dataengine.core.builder import Builder, Context, Sample, register_builder
 from dataengine.core.catalog import BuildSpec, Partition
-from dataengine.core.depth_png import decode_depth_png
+from dataengine.core.depth_png import MM_PER_M, decode_source_depth
+from dataengine.core.fields import refuse_exif_orientation
 from dataengine.core.rejects import Reject
 from dataengine.depth.geometry import Intrinsics
 from dataengine.depth.sources import parse_spec
@@ -47,6 +50,20 @@ from dataengine.depth.stereo import StereoDepth, read_middlebury_calib
 from dataengine.io.paths import safe_join
 
 MAX_OBJECTS = 4
+
+
+def checked_calibration(path: Path, image: str) -> dict[str, float]:
+    """A Middlebury `calib.txt` read and checked: finite values, a positive focal length and baseline."""
+    try:
+        calib = read_middlebury_calib(path)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(
+            f"calib.txt beside {image} is not a Middlebury calibration (cam0=[f 0 cx; 0 f cy; 0 0 1], baseline=<mm>): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    if not all(math.isfinite(value) for value in calib.values()) or calib["focal_px"] <= 0 or calib["baseline_m"] <= 0:
+        raise ValueError(f"calib.txt beside {image} needs a finite positive focal length and baseline, got {calib}")
+    return calib
 
 
 @register_builder("ssr_cot")
@@ -95,7 +112,7 @@ class SSRCoTBuilder(Builder):
         return by_split, rejects
 
     def plan(self, spec: BuildSpec) -> list[Partition]:
-        parse_spec(spec.params["depth_source"])
+        check_params(spec.params)
         by_split, _ = self._records(spec)
         # Records of one image sit together, so a partition computes that image's depth once.
         return [part for split, records in by_split.items() for part in spec.partition(split, sorted(records, key=lambda r: r["image"]))]
@@ -110,6 +127,8 @@ class SSRCoTBuilder(Builder):
         return item["image"]
 
     def process(self, part: Partition, ctx: Context) -> Iterator[Sample]:
+        """Records a chunk at a time (one depth-model batch per chunk); a record that fails is one reject
+        with its reason, and the others go on."""
         p = ctx.spec.params
         kind, _ = parse_spec(p["depth_source"])
         source_id = depth_source_id(p)
@@ -119,9 +138,12 @@ class SSRCoTBuilder(Builder):
             for record in chunk:
                 try:
                     loaded.append((record, *self._load(record, ctx.spec, kind)))
-                except (OSError, ValueError, KeyError) as exc:
+                except Exception as exc:  # one unreadable input is one reject, whatever it raises
+                    if ctx.sink.policy == "raise" and not isinstance(exc, (OSError, ValueError, KeyError)):
+                        raise
                     code = "missing_file" if isinstance(exc, FileNotFoundError) else "unreadable_input"
                     ctx.reject(key=self.item_key(record, ctx), source=record["image"], code=code, reason=f"{type(exc).__name__}: {exc}")
+                    ctx.item_done()
             if kind == "model" and loaded:
                 todo = {e[0]["image"]: e[2] for e in loaded if e[0]["image"] not in cache}
                 for image, prediction in zip(todo, predict_depth(p["depth_source"], list(todo.values()), p)):
@@ -129,13 +151,15 @@ class SSRCoTBuilder(Builder):
                 for entry in loaded:
                     entry[3]["depth"], entry[3]["focal_px"] = cache[entry[0]["image"]].depth, cache[entry[0]["image"]].focal_px
             for record, image_bytes, rgb, depth in loaded:
-                try:
-                    sample = self._sample(record, ctx, image_bytes, rgb, depth, source_id, trim=0.0 if kind == "gt" else 0.01)
-                except FactError as exc:
-                    ctx.reject(key=self.item_key(record, ctx), source=record["image"], code=exc.code, reason=str(exc))
-                    continue
+                sample = None
+                with ctx.sink.guard(key=self.item_key(record, ctx), source=record["image"]):
+                    try:
+                        sample = self._sample(record, ctx, image_bytes, rgb, depth, source_id, trim=0.0 if kind == "gt" else 0.01)
+                    except FactError as exc:
+                        ctx.reject(key=self.item_key(record, ctx), source=record["image"], code=exc.code, reason=str(exc))
                 if sample is not None:
                     yield sample
+                ctx.item_done()
 
     def _load(self, record: dict[str, Any], spec: BuildSpec, kind: str) -> tuple[bytes, np.ndarray, dict[str, Any]]:
         """Original image bytes (JPEG kept as is, others re-encoded), RGB pixels, and depth + calibration."""
@@ -143,6 +167,7 @@ class SSRCoTBuilder(Builder):
         data = path.read_bytes()
         with Image.open(io.BytesIO(data)) as image:
             image.load()
+            refuse_exif_orientation(image, f"image {record['image']}")  # its boxes and depth could match either orientation
             is_jpeg = image.format == "JPEG"
             rgb = np.asarray(image.convert("RGB"))
         if not is_jpeg:
@@ -152,12 +177,13 @@ class SSRCoTBuilder(Builder):
         depth: dict[str, Any] = {"depth": None, "focal_px": None, "calib": None}
         if kind == "gt":
             root = spec.sources.get("depth", spec.sources["images"])
-            depth["depth"] = decode_depth_png(safe_join(root, depth_path_for(record["image"])).read_bytes())
+            depth_file = safe_join(root, depth_path_for(record["image"]))
+            depth["depth"] = decode_source_depth(depth_file.read_bytes(), MM_PER_M, f"depth {depth_path_for(record['image'])}")
             if depth["depth"].shape != rgb.shape[:2]:
                 raise ValueError(f"depth map {depth['depth'].shape} and image {rgb.shape[:2]} differ in size")
         calib = path.parent / "calib.txt"
         if calib.is_file():
-            depth["calib"] = read_middlebury_calib(calib)
+            depth["calib"] = checked_calibration(calib, record["image"])
         if kind == "stereo":
             if depth["calib"] is None:
                 raise FileNotFoundError(f"stereo needs a Middlebury-style folder: no calib.txt beside {record['image']}")

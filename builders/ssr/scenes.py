@@ -24,6 +24,7 @@ from builders.ssr.gate import agreement, agreement_rates
 from builders.ssr.pipeline import (
     PARAMS_SCHEMA,
     Question,
+    check_params,
     chunks,
     depth_source_id,
     describe_depth_source,
@@ -157,6 +158,7 @@ class SSRScenesBuilder(ScenesBuilder):
         return {"image.png": "image", "depth.png": "depth", "json": "json"}
 
     def plan(self, spec: BuildSpec) -> list[Partition]:
+        check_params(spec.params)
         kind, _ = parse_spec(spec.params["depth_source"])
         if kind == "stereo":
             raise ValueError(
@@ -170,6 +172,8 @@ class SSRScenesBuilder(ScenesBuilder):
         return f"ssr-scene-{ctx.partition.split}-{item:07d}"
 
     def process(self, part: Partition, ctx: Context) -> Iterator[Sample]:
+        """Scenes a chunk at a time (one depth-model batch per chunk); a scene that fails is one reject
+        with its reason, and the others go on."""
         p = ctx.spec.params
         model = parse_spec(p["depth_source"])[0] == "model"
         source_id = depth_source_id(p)
@@ -178,15 +182,23 @@ class SSRScenesBuilder(ScenesBuilder):
             for item in chunk:
                 with ctx.sink.guard(key=self.item_key(item, ctx), source=f"procedural:{item}"):
                     scenes.append((item, *self.render_scene(item, ctx)))
+            failed = len(chunk) - len(scenes)
+            if failed:
+                ctx.item_done(failed)  # scenes that did not render: already rejects
             predictions = predict_depth(p["depth_source"], [s[4].rgb for s in scenes], p) if model and scenes else [None] * len(scenes)
             for (item, camera, shapes, _, rendering), prediction in zip(scenes, predictions):
                 depth = rendering.depth if prediction is None else prediction.depth
-                try:
-                    yield from self._samples(
-                        item, ctx, camera, shapes, rendering, depth, source_id, trim=0.0 if prediction is None else 0.01
-                    )
-                except FactError as exc:
-                    ctx.reject(key=self.item_key(item, ctx), source=f"procedural:{item}", code=exc.code, reason=str(exc))
+                key, source = self.item_key(item, ctx), f"procedural:{item}"
+                samples: list[Sample] = []
+                with ctx.sink.guard(key=key, source=source):
+                    try:
+                        samples = list(
+                            self._samples(item, ctx, camera, shapes, rendering, depth, source_id, trim=0.0 if prediction is None else 0.01)
+                        )
+                    except FactError as exc:
+                        ctx.reject(key=key, source=source, code=exc.code, reason=str(exc))
+                yield from samples
+                ctx.item_done()
 
     def _samples(
         self,
@@ -213,7 +225,12 @@ class SSRScenesBuilder(ScenesBuilder):
             ctx.counters[f"agreement.{kind}.checked"] += checked
         image = encode_image(rendering.rgb, "png")
         rng = ctx.rng(key, "questions")
-        for index, question in enumerate(self._questions(rng, objects, named, exact, truth, ctx.spec.params)):
+        questions = self._questions(rng, objects, named, exact, truth, ctx.spec.params)
+        if not questions:
+            raise FactError(
+                f"the scene shows {len(objects)} object(s) and none that a question can name alone, so it asks nothing", "no_question"
+            )
+        for index, question in enumerate(questions):
             sample = make_sample(
                 f"{key}-q{index}",
                 ctx,
@@ -294,8 +311,10 @@ class SSRScenesBuilder(ScenesBuilder):
     def _ask_counting(self, rng, objects, named, exact, truth) -> Question | None:
         members = {category: [f"{o['color']} {category}" for o in objects if o["category"] == category] for category in CATEGORIES}
         # Every object counted is named in the rationale, so alike objects cannot be counted; a zero
-        # count names everything seen instead, so it needs every object named.
-        countable = [c for c, names in members.items() if all(n in named for n in names) and (names or len(named) == len(objects))]
+        # count names everything seen instead, so it needs every object named (and at least one object).
+        countable = [
+            c for c, names in members.items() if all(n in named for n in names) and (names or (named and len(named) == len(objects)))
+        ]
         category = self._pick(rng, countable)
         if category is None:
             return None

@@ -19,6 +19,7 @@ a reject naming what is wrong.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,11 @@ def _llava_cot(record: dict[str, Any]) -> dict[str, Any]:
 _PARSERS = {"visual_cot": _visual_cot, "vocot": _vocot, "llava_cot": _llava_cot}
 
 
+def _is_number(value: Any) -> bool:
+    """A JSON number that is finite (not a bool, string, null, NaN or infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def read_records(path: Path, fmt: str) -> tuple[list[dict[str, Any]], list[Reject]]:
     """Every record of one annotation file, and a reject for each that cannot be read."""
     if fmt not in _PARSERS:
@@ -160,9 +166,13 @@ def read_records(path: Path, fmt: str) -> tuple[list[dict[str, Any]], list[Rejec
             parsed = _PARSERS[fmt](record)
             for obj in parsed["objects"]:
                 if not (
-                    isinstance(obj, dict) and isinstance(obj.get("name"), str) and isinstance(obj.get("box"), list) and len(obj["box"]) == 4
+                    isinstance(obj, dict)
+                    and isinstance(obj.get("name"), str)
+                    and isinstance(obj.get("box"), list)
+                    and len(obj["box"]) == 4
+                    and all(_is_number(v) for v in obj["box"])
                 ):
-                    raise ValueError(f"an object needs a name and a 4-number box, got {obj!r}")
+                    raise ValueError(f"an object needs a name and a box of 4 finite numbers, got {obj!r}")
             records.append({"id": rid, "format": fmt, "image": _image(record), **parsed})
         except (ValueError, TypeError, AttributeError) as exc:
             rejects.append(Reject(key=rid, source=str(path), code="malformed_record", reason=f"malformed {fmt} record: {exc}"))

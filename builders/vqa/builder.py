@@ -14,12 +14,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import polars as pl
-from PIL import Image
+from PIL import Image, ImageOps
 
 from builders.vqa.sources import REJECT_COLUMNS, empty_rejects, read_aokvqa, read_infoseek, read_okvqa
 from dataengine.core.builder import Builder, Context, Sample, register_builder
 from dataengine.core.catalog import BuildSpec, Partition
+from dataengine.core.fields import exif_orientation
 from dataengine.core.rejects import Reject
+from dataengine.io.paths import safe_relative
 from dataengine.metrics.vqa_text import normalize_column
 
 PERSPECTIVES = ("rationale", "world_knowledge", "commonsense")  # also the order in which splits claim images
@@ -88,6 +90,20 @@ def curate(rows: pl.LazyFrame, seed: int, caps: dict[str, int | None]) -> tuple[
         ((pl.col("source") == "okvqa") & pl.col("source_split").str.starts_with("val"))
         | ((pl.col("source") == "infoseek") & pl.col("source_split").is_in(INFOSEEK_EVAL_SPLITS))
         | ((pl.col("source") == "aokvqa") & (pl.col("source_split") == "val") & (pl.col("rationales").list.len() > 0))
+    ).fill_null(False)
+    split = pl.col("source_split").fill_null("(none)")
+    outside = rows.filter(~in_subset).select(
+        pl.col("id").alias("key"),
+        pl.col("source"),
+        pl.lit("not_evaluation_subset").alias("code"),
+        pl.when(pl.col("source") == "okvqa")
+        .then(pl.format("OK-VQA split '{}' is not a val split (params.okvqa_split)", split))
+        .when(pl.col("source") == "infoseek")
+        .then(pl.format("InfoSeek split '{}' is not one of {}", split, pl.lit(", ".join(INFOSEEK_EVAL_SPLITS))))
+        .when(pl.col("source_split") == "val")
+        .then(pl.lit("A-OKVQA val record without rationales"))
+        .otherwise(pl.format("A-OKVQA split '{}' is not val", split))
+        .alias("reason"),
     )
     rows = rows.filter(in_subset)
 
@@ -104,8 +120,21 @@ def curate(rows: pl.LazyFrame, seed: int, caps: dict[str, int | None]) -> tuple[
     rows = rows.with_columns(shuffle_key(seed)).with_columns(
         pl.col("__order").rank("ordinal").over("perspective", "category").alias("__pick")
     )
-    rows = rows.filter(cap.is_null() | (pl.col("__pick") <= cap)).sort("perspective", "category", "__order")
-    removed = pl.concat([duplicates, shared]).select([pl.col(c).cast(t) for c, t in REJECT_COLUMNS.items()])
+    kept = cap.is_null() | (pl.col("__pick") <= cap)
+    capped = rows.filter(~kept).select(
+        pl.col("id").alias("key"),
+        pl.col("source"),
+        pl.lit("over_cap").alias("code"),
+        pl.format(
+            "category '{}' of {} holds more questions than its cap of {} (params.cap_{}); this one falls past it in the seeded order",
+            pl.col("category"),
+            pl.col("perspective"),
+            cap,
+            pl.col("perspective"),
+        ).alias("reason"),
+    )
+    rows = rows.filter(kept).sort("perspective", "category", "__order")
+    removed = pl.concat([duplicates, outside, shared, capped]).select([pl.col(c).cast(t) for c, t in REJECT_COLUMNS.items()])
     return rows.select(RECORD_COLUMNS + ["image_path"]), removed
 
 
@@ -225,15 +254,30 @@ class VqaKnowledge(Builder):
     def item_source(self, item: dict[str, Any], ctx: Context) -> str:
         return item["image_path"]
 
+    def image_root(self, item: dict[str, Any], spec: BuildSpec) -> str | None:
+        """The folder an item's image path was joined to (COCO for OK-VQA / A-OKVQA, OVEN for InfoSeek)."""
+        root = spec.sources.get("oven_root" if item["source"] == "infoseek" else "coco_root")
+        return None if root is None else str(root)
+
     def process_item(self, item: dict[str, Any], ctx: Context) -> Iterable[Sample]:
+        """The image as stored (JPEG kept as is, others re-encoded), shown upright: an EXIF rotation or
+        flip is applied to the pixels, so every reader sees the same image."""
         path = item["image_path"]
+        root = self.image_root(item, ctx.spec)
+        if root is not None:
+            safe_relative(path.removeprefix(f"{root}/"), f"image of {item['id']}")
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
             with Image.open(io.BytesIO(data)) as image:
                 image.load()
                 fmt = image.format
-                if fmt != "JPEG":
+                if exif_orientation(image) != 1:
+                    buffer = io.BytesIO()
+                    ImageOps.exif_transpose(image).convert("RGB").save(buffer, "JPEG", quality=95)
+                    data = buffer.getvalue()
+                    ctx.counters["exif_orientation_applied"] += 1
+                elif fmt != "JPEG":
                     buffer = io.BytesIO()
                     image.convert("RGB").save(buffer, "JPEG", quality=95)
                     data = buffer.getvalue()

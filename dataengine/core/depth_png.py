@@ -54,3 +54,42 @@ def decode_depth_png(data: bytes, units_per_m: float = MM_PER_M) -> np.ndarray:
 
 def decode_kitti_depth_png(data: bytes) -> np.ndarray:
     return decode_depth_png(data, KITTI_UNITS_PER_M)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_layout(data: bytes) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG's IHDR chunk, or None when `data` is not a PNG."""
+    if len(data) < 26 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    return data[24], data[25]
+
+
+def decode_source_depth(data: bytes, units_per_m: float, what: str, plausible_max_m: tuple[float, float] | None = None) -> np.ndarray:
+    """A source's depth map checked before it is trusted, as float32 metres (0 = no measurement).
+
+    It must be what the source format promises: a 16-bit greyscale PNG of codes in 1/`units_per_m` m
+    (an 8-bit, palette, colour or float map scaled as if it were right gives silently wrong depth).
+    With `plausible_max_m` = (low, high), its farthest measurement must lie in that range. Raises
+    ValueError naming `what` and the problem.
+    """
+    layout = png_layout(data)
+    if layout is None:
+        raise ValueError(f"{what} is not a PNG; the source format's depth is a 16-bit greyscale PNG")
+    bits, colour = layout
+    if (bits, colour) != (16, 0):
+        kind = {0: "greyscale", 2: "RGB", 3: "palette", 4: "greyscale+alpha", 6: "RGBA"}.get(colour, f"colour type {colour}")
+        raise ValueError(f"{what} is a {bits}-bit {kind} PNG; the source format's depth is a 16-bit greyscale PNG")
+    depth = decode_depth_png(data, units_per_m)
+    if plausible_max_m is not None:
+        low, high = plausible_max_m
+        farthest = float(depth.max()) if depth.size else 0.0
+        if farthest == 0.0:
+            raise ValueError(f"{what} holds no measurement (every pixel is 0)")
+        if not low <= farthest <= high:
+            raise ValueError(
+                f"{what}: its farthest measurement is {farthest:.3f} m, outside the plausible {low:g}-{high:g} m for this source "
+                f"at {units_per_m:g} codes per metre (wrong units or a rescaled map?)"
+            )
+    return depth

@@ -20,6 +20,28 @@ from dataengine.core.depth_png import decode_depth_png, decode_kitti_depth_png
 
 PNG_COMPRESS_LEVEL = 3
 JPEG_QUALITY = 95
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an opened image: 1 when its pixels are stored upright (or it says
+    nothing valid), 2-8 when a reader that honours EXIF (browsers, `datasets`) rotates or flips it."""
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except (OSError, ValueError, SyntaxError):  # a corrupt EXIF block: readers ignore it as well
+        return 1
+    return value if isinstance(value, int) and 2 <= value <= 8 else 1
+
+
+def refuse_exif_orientation(image: Image.Image, what: str) -> None:
+    """Raise ValueError when `image` is displayed rotated or flipped (EXIF orientation 2-8): its depth,
+    masks or boxes could match either the stored or the displayed pixels, and readers disagree."""
+    orientation = exif_orientation(image)
+    if orientation != 1:
+        raise ValueError(
+            f"{what} has EXIF orientation {orientation} (shown rotated or flipped), so its stored pixels and what readers "
+            "display differ; store it upright (e.g. `exiftran -ai`, or PIL ImageOps.exif_transpose) with its depth and boxes to match"
+        )
 
 
 @dataclass(frozen=True)

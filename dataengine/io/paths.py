@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 
 def safe_join(root: Path, relative: str) -> Path:
@@ -11,3 +11,13 @@ def safe_join(root: Path, relative: str) -> Path:
     if not target.is_relative_to(root.resolve()):
         raise ValueError(f"path {relative!r} would leave {root}; refusing it")
     return target
+
+
+def safe_relative(relative: str, what: str = "path") -> PurePosixPath:
+    """`relative` checked, without touching the disk, to stay under whatever root it is joined to:
+    refuses empty and absolute paths and `..` parts. Unlike `safe_join` it does not resolve links, so
+    a source root whose own folders are symlinks (common for dataset trees) still works."""
+    path = PurePosixPath(str(relative).replace("\\", "/"))
+    if not str(relative).strip() or path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"{what} {relative!r} would leave its root; refusing it")
+    return path

@@ -17,13 +17,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from dataengine.core.builder import create_builder
+from dataengine.core.builder import Builder, Context, create_builder
 from dataengine.core.catalog import BuildSpec, Partition
-from dataengine.core.rejects import POLICIES, ErrorPolicy
+from dataengine.core.rejects import POLICIES, ErrorPolicy, Reject
 from dataengine.core.schema import SampleSchema
-from dataengine.io.atomic import PARTIAL_SUFFIX, write_json_atomic
+from dataengine.io.atomic import PARTIAL_SUFFIX, fsync_dir, write_json_atomic
+from dataengine.io.tar import sha256_file
 from dataengine.run.executor import DaskExecutor, Executor, Progress, create_executor
-from dataengine.run.finalize import SideFile, finalize_release
+from dataengine.run.finalize import MANIFEST_FORMAT, SideFile, finalize_release
 from dataengine.run.hub_models import check_hub_model
 from dataengine.run.worker import DONE_DIR, PARTS_DIR, run_partition
 
@@ -68,20 +69,53 @@ def apply_limit(partitions: Iterable[Partition], limit: int | None) -> list[Part
     return kept
 
 
+UNRECOGNISED = "unrecognised"
+# What a release folder holds besides its split folders: the build's side files, and what later
+# commands add (card thumbnails, report, validate, the Hub upload's cache).
+RELEASE_ENTRIES = frozenset(
+    {"manifest.json", "_info.json", "schema.json", "rejects.jsonl", "stats.json", "README.md", "validation.json", "report.html"}
+    | {"thumbnails", "report", WORK_DIR, ".validate", ".cache"}
+)
+SPLIT_FILES = ("*.tar", "sizes.json", f".*{PARTIAL_SUFFIX}")
+
+
 def existing_release_sha(out: Path) -> str | None:
-    """The catalog hash of the release (finished or in progress) in `out`, if any."""
-    for marker in (out / "manifest.json", out / WORK_DIR / "build.json"):
+    """The catalog hash of the dataengine release (finished or in progress) in `out`; None when there is
+    no marker, UNRECOGNISED when a marker is not one dataengine wrote (or cannot be read)."""
+    for marker, required in ((out / "manifest.json", {"format": MANIFEST_FORMAT}), (out / WORK_DIR / "build.json", {})):
         if marker.exists():
             try:
-                return json.loads(marker.read_text())["catalog_sha256"]
-            except (ValueError, KeyError):
-                return "unreadable"
+                document = json.loads(marker.read_text())
+            except (OSError, ValueError):
+                return UNRECOGNISED
+            if not isinstance(document, dict) or not isinstance(document.get("catalog_sha256"), str):
+                return UNRECOGNISED
+            if any(document.get(name) != value for name, value in required.items()):
+                return UNRECOGNISED
+            return document["catalog_sha256"]
     return None
+
+
+def foreign_entries(out: Path) -> list[str]:
+    """Top-level entries of `out` that no dataengine release writes: anything but its side files and
+    split folders holding only shards and `sizes.json` (a config's splits nest one level deeper)."""
+
+    def split_folder(folder: Path) -> bool:
+        return all(
+            split_folder(path) if path.is_dir() and not path.is_symlink() else path.is_file() and any(path.match(p) for p in SPLIT_FILES)
+            for path in folder.iterdir()
+        )
+
+    return sorted(
+        path.name
+        for path in out.iterdir()
+        if path.name not in RELEASE_ENTRIES and not (path.is_dir() and not path.is_symlink() and split_folder(path))
+    )
 
 
 def check_output(out: Path, spec: BuildSpec, force: bool) -> bool:
     """Refuse to mix two releases in one folder (touching nothing); True when `force` will replace the
-    release there."""
+    release there, which it only does for a folder holding a dataengine release and nothing else."""
     if out.exists() and not out.is_dir():
         raise BuildError(f"--out {out} is a file; give a folder")
     if not out.exists() or not any(out.iterdir()):
@@ -89,12 +123,72 @@ def check_output(out: Path, spec: BuildSpec, force: bool) -> bool:
     existing = existing_release_sha(out)
     if existing is None:
         raise BuildError(f"--out {out} is not empty and holds no dataengine release; choose a new or empty folder")
+    if existing == UNRECOGNISED:
+        raise BuildError(
+            f"--out {out} holds a manifest.json (or .work/build.json) that dataengine did not write or cannot read; "
+            "it is never replaced, even with --force: choose a new or empty folder"
+        )
     if existing != spec.sha256 and not force:
         raise BuildError(
             f"--out {out} holds a different release (catalog sha256 {existing[:12]}, this one {spec.sha256[:12]}); "
             "pass --force to replace it, or choose another --out"
         )
+    if force:
+        foreign = foreign_entries(out)
+        if foreign:
+            raise BuildError(
+                f"--force replaces only a dataengine release, and {out} also holds {', '.join(foreign[:5])}"
+                f"{' ...' if len(foreign) > 5 else ''}; move those away or choose another --out"
+            )
     return force
+
+
+def damaged_shards(out: Path, manifest: dict[str, Any], verify: bool = False) -> list[str]:
+    """What is wrong with a finished release's shards and side files: missing or of the wrong size
+    (and, with `verify`, a sha256 that differs from the manifest's). Empty when it is intact."""
+    problems = []
+    for name in ("rejects.jsonl", "schema.json", "_info.json", "stats.json"):
+        if not (out / name).is_file():
+            problems.append(f"{name} is missing")
+    for split, entry in manifest.get("splits", {}).items():
+        if not (out / split / "sizes.json").is_file():
+            problems.append(f"{split}/sizes.json is missing")
+        for shard in entry.get("shards", []):
+            path = out / shard["path"]
+            if not path.is_file() or path.is_symlink():
+                problems.append(f"{shard['path']} is missing")
+            elif path.stat().st_size != shard["num_bytes"]:
+                problems.append(f"{shard['path']} has {path.stat().st_size} bytes, the manifest says {shard['num_bytes']}")
+            elif verify and sha256_file(path) != shard["sha256"]:
+                problems.append(f"{shard['path']} differs from the manifest's sha256")
+    return problems
+
+
+def drop_key_collisions(builder: Builder, spec: BuildSpec, partitions: list[Partition]) -> tuple[list[Partition], list[Reject]]:
+    """Planned items whose sample key an earlier item already has (keys are unique across a release):
+    each later one is left out of its partition and rejected with the reason; the first is kept."""
+    first: dict[str, str] = {}
+    kept: list[Partition] = []
+    rejects: list[Reject] = []
+    for part in partitions:
+        ctx = Context(spec, part)
+        items = []
+        for item in part.items:
+            try:
+                key, source = builder.item_key(item, ctx), builder.item_source(item, ctx)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+                items.append(item)  # an item too broken to name: processing rejects it with its reason
+                continue
+            if key in first:
+                reason = (
+                    f"sample key {key!r} is also the key of {first[key]} (planned earlier and kept); keys must be unique across a release"
+                )
+                rejects.append(Reject(key=key, source=source, code="duplicate_key", reason=reason))
+            else:
+                first[key] = source
+                items.append(item)
+        kept.append(part if len(items) == len(part.items) else Partition(part.split, part.index, tuple(items)))
+    return kept, rejects
 
 
 def remove_stale_temporaries(work: Path) -> int:
@@ -112,6 +206,7 @@ def build(
     workers: int | None = None,
     scheduler: str | None = None,
     force: bool = False,
+    verify: bool = False,
     retries: int = 2,
     errors: ErrorPolicy = "skip",
     progress: bool = True,
@@ -122,7 +217,8 @@ def build(
     """Build `spec` into `out`, resuming whatever an interrupted build of the same spec finished.
 
     `workers` local worker processes (threads when `processes=False`, for builders defined in the
-    calling process), or an existing cluster at `scheduler`.
+    calling process), or an existing cluster at `scheduler`. A finished release in `out` is checked
+    first (shard sizes; sha256 too with `verify`) and rebuilt when damaged.
     """
     if errors not in POLICIES:
         raise BuildError(f"errors={errors!r}: give one of {', '.join(POLICIES)}")
@@ -132,7 +228,7 @@ def build(
     t0 = time.perf_counter()
     try:
         SampleSchema.load(builder.sample_kind).check_fields(builder.fields(spec))
-        partitions = apply_limit(builder.plan(spec), spec.limit)
+        partitions, collisions = drop_key_collisions(builder, spec, apply_limit(builder.plan(spec), spec.limit))
     except (OSError, ValueError) as exc:
         raise BuildError(f"cannot plan the build: {exc}") from exc
     depth_source = spec.params.get("depth_source")
@@ -150,11 +246,16 @@ def build(
     # Checks first, then the executor (a scheduler that cannot be reached is reported before any
     # file is touched), then the folder is prepared.
     replace = check_output(out, spec, force)
-    if not replace and (out / "manifest.json").exists() and existing_release_sha(out) == spec.sha256:
-        shutil.rmtree(out / WORK_DIR, ignore_errors=True)
-        return BuildResult(out, "up-to-date", json.loads((out / "manifest.json").read_text()), items=items)
     work = out / WORK_DIR
-    done = set() if replace else {path.stem for path in (work / DONE_DIR).glob("*.json")}
+    if not replace and (out / "manifest.json").exists() and existing_release_sha(out) == spec.sha256:
+        manifest = json.loads((out / "manifest.json").read_text())
+        problems = damaged_shards(out, manifest, verify)
+        if not problems:
+            shutil.rmtree(work, ignore_errors=True)
+            return BuildResult(out, "up-to-date", manifest, items=items)
+        echo(f"the release in {out} is damaged ({'; '.join(problems[:3])}{' ...' if len(problems) > 3 else ''}); rebuilding it")
+    rebuild = not replace and (out / "manifest.json").exists()
+    done = set() if replace or rebuild else {path.stem for path in (work / DONE_DIR).glob("*.json")}
     pending = [p for p in partitions if p.id not in done]
     executor = None
     if pending:
@@ -166,6 +267,12 @@ def build(
         if replace:
             log.warning("--force: removing the release in %s", out)
             shutil.rmtree(out)
+        if rebuild:  # un-commit the damaged release: build.json keeps the folder recognised as it until the new manifest
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            write_json_atomic(work / "build.json", {"catalog_sha256": spec.sha256, "name": spec.name, "version": spec.version})
+            (out / "manifest.json").unlink()
+            fsync_dir(out)
         (work / PARTS_DIR).mkdir(parents=True, exist_ok=True)
         (work / DONE_DIR).mkdir(parents=True, exist_ok=True)
         if not (work / "build.json").exists():
@@ -176,7 +283,7 @@ def build(
                 f"resuming: {len(partitions) - len(pending)} of {len(partitions)} partitions already done, "
                 f"{removed} stale temporary files removed"
             )
-        planned_rejects = builder.planning_rejects(spec)
+        planned_rejects = [*builder.planning_rejects(spec), *collisions]
         failures: list[tuple[str, str]] = []
         run_seconds = 0.0
         if executor is not None:

@@ -14,6 +14,7 @@ from PIL import Image
 
 import dataengine
 from builders.fixtures import write_kitti_tree, write_nyu_tree
+from builders.robustness.sets import frame_key
 from corruptions import corrupt
 from dataengine.api import build
 from dataengine.cli import cli
@@ -163,7 +164,7 @@ def test_bad_inputs_become_rejects(tmp_path, kitti):
     lines = list(kitti.lines)
     (root / lines[1]).write_bytes(b"\x89PNG broken")
     gt_wrong = root / "gt_depth" / lines[2]
-    Image.fromarray(np.zeros((370, 1226), np.uint16)).save(gt_wrong)
+    Image.fromarray(np.full((370, 1226), 2560, np.uint16)).save(gt_wrong)  # 10 m everywhere, at the wrong size
     split = root / "split.txt"
     split.write_text(
         "\n".join(lines + ["kitti_data/2011_09_26/2011_09_26_drive_0099_sync/image_02/data/0000000001.png", "not a valid line at all"])
@@ -285,3 +286,76 @@ def test_depth_c_of_a_kitti_c_release_keeps_its_depth_code(tmp_path, kitti_relea
         original = source[sample["json"]["frame"]]
         np.testing.assert_array_equal(sample["depth.png"], original["depth.png"])
         assert original["depth.png"].max() > 0
+
+
+def _exif_rotated_jpeg(path: Path, rgb: np.ndarray, orientation: int = 6) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb).save(path, quality=95, exif=exif)
+
+
+def test_nyu_bad_depth_exif_and_file_names_are_rejects_that_reconcile(tmp_path):
+    root = tmp_path / "nyu"
+    write_nyu_tree(root, frames=3, width=160, height=120)
+    bedroom, kitchen = root / "official_splits" / "test" / "bedroom", root / "official_splits" / "test" / "kitchen"
+    good_mm = np.asarray(Image.open(bedroom / "sync_depth_00045.png"))
+    rgb = np.asarray(Image.open(bedroom / "rgb_00045.jpg"))
+    Image.fromarray((good_mm // 40).astype(np.uint8)).save(bedroom / "sync_depth_00045.png")  # 8-bit, as NYU never is
+    Image.fromarray(np.minimum(good_mm, 255).astype(np.uint16)).save(kitchen / "sync_depth_00047.png")  # 16-bit, but 0.255 m at most
+    Image.fromarray(good_mm.astype(np.float32) / 1000).save(bedroom / "sync_depth_00049.png", format="TIFF")  # float TIFF
+    Image.fromarray(rgb).save(kitchen / "rgb_00051.JPEG", format="JPEG", quality=95)  # read, whatever the case of its suffix
+    Image.fromarray(good_mm).save(kitchen / "sync_depth_00051.png")
+    _exif_rotated_jpeg(kitchen / "rgb_00053.jpeg", rgb)
+    Image.fromarray(good_mm).save(kitchen / "sync_depth_00053.png")
+    Image.fromarray(rgb).save(kitchen / "rgb_00055.bmp")
+    Image.fromarray(rgb).save(bedroom / "rgb_00045.png")  # the same frame key as rgb_00045.jpg
+
+    spec = load_catalog(catalog(tmp_path, "nyu_c", {"root": root}, corruptions=["pixelate"], severities=[1], clean=False))
+    result = build(spec, tmp_path / "out", workers=0, progress=False)
+    assert result.status == "built"
+    samples = list(dataengine.load(tmp_path / "out", config="pixelate", split="severity_1"))
+    assert [s["json"]["frame"] for s in samples] == ["official_splits/test/kitchen/rgb_00051.JPEG"]
+    np.testing.assert_array_equal(samples[0]["depth.png"], good_mm.astype(np.float32) / 1000)
+    rejects = {r["source"].rsplit("/", 1)[-1]: r for r in map(json.loads, (tmp_path / "out" / "rejects.jsonl").read_text().splitlines())}
+    assert "8-bit greyscale PNG" in rejects["rgb_00045.jpg"]["reason"]
+    assert "farthest measurement is 0.255 m" in rejects["rgb_00047.jpg"]["reason"]
+    assert "is not a PNG" in rejects["rgb_00049.jpg"]["reason"]
+    assert "EXIF orientation 6" in rejects["rgb_00053.jpeg"]["reason"]
+    assert rejects["rgb_00055.bmp"]["code"] == "unsupported_image"
+    assert rejects["rgb_00045.png"]["code"] == "duplicate_key" and "rgb_00045.jpg" in rejects["rgb_00045.png"]["reason"]
+    files = list(root.rglob("rgb_*"))
+    assert len(files) == 7 == len(samples) + result.manifest["rejects"]["total"]  # every input written or rejected
+
+
+def test_kitti_eight_bit_ground_truth_and_escaping_split_lines_are_rejects(tmp_path, kitti):
+    root = tmp_path / "kitti"
+    shutil.copytree(kitti.root, root)
+    lines = list(kitti.lines)
+    gt = [root / "gt_depth" / line for line in lines]
+    codes = np.asarray(Image.open(gt[0]))
+    Image.fromarray(np.minimum(codes // 256, 255).astype(np.uint8)).save(gt[0])  # 8-bit metres, as KITTI never is
+    Image.fromarray(np.minimum(codes, 255).astype(np.uint16)).save(gt[1])  # 16-bit, farthest return under 1 m
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(root / lines[2], outside / "secret.png")
+    split = root / "split.txt"
+    split.write_text("\n".join([*lines[:3], "../outside/secret.png", "../../outside 1 l", lines[2]]) + "\n")
+    spec = load_catalog(
+        catalog(
+            tmp_path,
+            "kitti_c",
+            {"root": root, "split_file": split, "gt_root": root / "gt_depth"},
+            corruptions=["pixelate"],
+            severities=[1],
+            clean=False,
+        )
+    )
+    result = build(spec, tmp_path / "out", workers=0, progress=False)
+    assert result.manifest["splits"]["pixelate/severity_1"]["num_samples"] == 1
+    rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    reasons = {r["key"]: r["reason"] for r in rejects}
+    assert "8-bit greyscale PNG" in reasons[f"pixelate-s1-{frame_key(lines[0])}"]
+    assert "farthest measurement is 0.996 m" in reasons[f"pixelate-s1-{frame_key(lines[1])}"]
+    assert sum("would leave its root" in reason for reason in reasons.values()) == 2
+    assert [r["code"] for r in rejects if r["key"] == f"pixelate-s1-{frame_key(lines[2])}"] == ["duplicate_key"]
+    assert len(rejects) == 5 and result.manifest["rejects"]["total"] == 5  # 6 split lines: 1 written, 5 rejected

@@ -180,3 +180,61 @@ def test_depth_command(tmp_path, ssr_root):
     assert "0 written, 1 already there" in again.output
     bad = CliRunner().invoke(cli, ["depth", str(ssr_root / "images"), str(out), "--source", "lidar"])
     assert bad.exit_code == 2 and "'gt', 'stereo' or 'model:" in bad.output
+
+
+def test_a_scene_with_nothing_to_ask_is_a_reject_not_a_failed_partition(tmp_path):
+    """At 160x120 some scenes keep no object (or only alike ones): a "no cylinder" answer would have to
+    name what was seen instead, and there is nothing; the scene is a reject with its reason."""
+    result = build(
+        "ssr-cot-scenes",
+        tmp_path / "out",
+        overrides=["params.width=160", "params.height=120"],
+        limit=20,
+        workers=0,
+        progress=False,
+    )
+    assert result.status == "built"
+    rejects = {r["key"]: r for r in map(json.loads, (tmp_path / "out" / "rejects.jsonl").read_text().splitlines())}
+    empty = rejects["ssr-scene-train-0000013"]
+    assert empty["code"] == "no_question" and "shows 0 object(s)" in empty["reason"]
+
+
+def _processed(builder_name, spec):
+    """Run the first planned partition through its builder: per sample, how many items were done."""
+    from dataengine.core.builder import Context, create_builder
+
+    builder = create_builder(builder_name)
+    part = builder.plan(spec)[0]
+    ticks = []
+    ctx = Context(spec, part, on_progress=lambda: ticks.append(1))
+    seen = [ctx.items_done for _ in builder.process(part, ctx)]
+    return part, ctx, seen, ticks
+
+
+def test_batched_ssr_builders_count_their_items_one_by_one(tmp_path, ssr_root):
+    spec = ssr_catalog(tmp_path, "ssr_cot_scenes", {"width": 160, "height": 120, "batch_size": 4}, {"train": {"num_samples": 6}})
+    part, ctx, seen, ticks = _processed("ssr_cot_scenes", spec)
+    assert ctx.items_done == len(ticks) == len(part.items) == 6
+    assert seen[0] == 0 and len(set(seen)) > 2  # counted as each scene is done, not once per chunk or partition
+
+    part, ctx, seen, ticks = _processed("ssr_cot", _real_spec(tmp_path, ssr_root, "stereo", batch_size=8))
+    assert ctx.items_done == len(ticks) == len(part.items) and len(set(seen)) > 2
+
+
+def test_malformed_boxes_and_a_bad_calibration_are_rejects(tmp_path, ssr_root):
+    root = tmp_path / "src"
+    shutil.copytree(ssr_root, root)
+    lines = [json.loads(line) for line in (root / "llava_cot.jsonl").read_text().splitlines() if line.startswith('{"')]
+    moto = next(line for line in lines if line["id"] == "llava-moto")
+    lines.append({**moto, "id": "llava-letters", "objects": [{"name": "engine", "box": ["a", 240, 480, 370]}]})
+    lines.append({**moto, "id": "llava-null", "objects": [{"name": "engine", "box": None}]})
+    (root / "llava_cot.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    (root / "images" / "middlebury" / "motorcycle" / "calib.txt").write_text("cam0=[1 2]\nbaseline=abc\n")
+    result = build(_real_spec(tmp_path, root, "stereo"), tmp_path / "release", workers=0, progress=False)
+    assert result.status == "built"
+    rejects = {r["key"]: r for r in map(json.loads, (tmp_path / "release" / "rejects.jsonl").read_text().splitlines())}
+    for key in ("llava_cot:llava-letters", "llava_cot:llava-null"):
+        assert rejects[key]["code"] == "malformed_record" and "a box of 4 finite numbers" in rejects[key]["reason"]
+    on_the_pair = [r for r in rejects.values() if r["source"] == "middlebury/motorcycle/im0.png"]
+    assert on_the_pair and all("is not a Middlebury calibration" in r["reason"] for r in on_the_pair)
+    assert all(r["source"]["id"] != "llava_cot:llava-moto" for r in _records(tmp_path / "release"))

@@ -168,4 +168,60 @@ def test_a_malformed_rewrite_reply_rejects_the_sample_not_the_partition(tmp_path
     assert result.status == "built", result.failures
     rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
     assert {r["code"] for r in rejects} == {"rewrite_failed"} and len(rejects) == 4
-    assert any("JSONDecodeError" in r["reason"] for r in rejects) and any("KeyError" in r["reason"] for r in rejects)
+    assert any("the reply is not JSON" in r["reason"] for r in rejects) and any("KeyError" in r["reason"] for r in rejects)
+
+
+class _RedirectingServer(BaseHTTPRequestHandler):
+    """Answers every POST with a redirect to /elsewhere, and records the Authorization header /elsewhere gets."""
+
+    reached_elsewhere: list[str | None] = []
+
+    def do_POST(self):
+        if self.path.startswith("/elsewhere"):
+            _RedirectingServer.reached_elsewhere.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+            return
+        self.send_response(302)
+        self.send_header("Location", "/elsewhere")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_api_key_never_follows_a_redirect(monkeypatch):
+    server = HTTPServer(("127.0.0.1", 0), _RedirectingServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("TEST_LLM_KEY", "sk-secret")
+        config = RewriteConfig(endpoint=f"http://127.0.0.1:{server.server_port}/v1", model="tiny", api_key_env="TEST_LLM_KEY")
+        with pytest.raises(OSError, match="redirects \\(302\\).*set params.rewrite.endpoint to the final URL"):
+            rewrite("So the answer is left.", config)
+    finally:
+        server.shutdown()
+    assert _RedirectingServer.reached_elsewhere == []
+
+
+def test_an_endpoint_with_a_password_is_refused_before_anything_is_written(tmp_path):
+    import yaml
+
+    from dataengine.api import build
+    from dataengine.core.catalog import load_catalog
+    from dataengine.run.build import BuildError
+
+    document = {
+        "name": "rw",
+        "version": "0",
+        "builder": "ssr_cot_scenes",
+        "seed": 3,
+        "params": {"width": 160, "height": 120, "rewrite": {"endpoint": "https://user:hunter2@llm.example.com/v1", "model": "tiny"}},
+        "splits": {"train": {"num_samples": 4}},
+    }
+    (tmp_path / "rw.yaml").write_text(yaml.safe_dump(document))
+    with pytest.raises(BuildError, match=r"holds a user or password \(user:pw@host\).*api_key_env"):
+        build(load_catalog(tmp_path / "rw.yaml"), tmp_path / "out", workers=0, progress=False)
+    assert not (tmp_path / "out").exists()

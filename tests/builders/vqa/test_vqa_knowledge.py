@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -274,3 +276,65 @@ def test_malformed_infoseek_companion_lines_are_rejects(tmp_path, sources):
     assert reasons[f"qtype.jsonl:{lines + 1}"].startswith(f"line {lines + 1} is not valid JSON")
     assert reasons["categories.jsonl:1"].startswith("line 1 is not valid JSON: not a JSON object")
     assert rows.height == 18
+
+
+def test_mistyped_outside_and_escaping_records_are_rejects_that_reconcile(tmp_path, sources):
+    """One mistyped field, a record outside the evaluation subset or an image id that climbs out of its
+    root is a reject with its reason; the rest is built, and inputs = written + rejected."""
+    import dataclasses
+
+    from PIL import Image
+
+    from dataengine.run.build import BuildError
+
+    questions = json.loads(sources.okvqa_questions.read_text())
+    questions["questions"][0]["image_id"] = "abc"
+    questions["questions"][1]["question"] = {}
+    aokvqa = json.loads(sources.aokvqa.read_text())
+    aokvqa.append({**aokvqa[0], "question_id": "trainRecord", "split": "train", "question": "A train question?"})
+    aokvqa.append({**aokvqa[0], "question_id": "badImage", "image_id": "abc"})
+    lines = [json.loads(line) for line in sources.infoseek.read_text().splitlines() if line.startswith("{") and line.endswith("}")]
+    template = lines[0]
+    lines.append({**template, "data_id": "infoseek_train_1", "data_split": "train", "question": "A train question?"})
+    lines.append({**template, "data_id": "escape", "image_id": "../../outside/secret", "question": "Escape?"})
+    lines.append({**template, "data_id": "dict_question", "question": {}})
+    oven = tmp_path / "oven"
+    shutil.copytree(sources.oven_root, oven)
+    rotated = oven / f"{template['image_id']}.jpg"
+    upright = np.asarray(Image.open(rotated))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise
+    Image.fromarray(upright).save(rotated, quality=95, exif=exif)
+    files = {"okvqa_questions": questions, "aokvqa": aokvqa}
+    changed = {name: tmp_path / Path(getattr(sources, name)).name for name in files}
+    for name, document in files.items():
+        changed[name].write_text(json.dumps(document))
+    changed["infoseek"] = tmp_path / "infoseek_val.jsonl"
+    changed["infoseek"].write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    bad = dataclasses.replace(sources, oven_root=oven, **changed)
+    spec = load_catalog(catalog(tmp_path, bad, cap_commonsense=None, cap_world_knowledge=None))
+    result = build(spec, tmp_path / "release", workers=0, progress=False)
+    assert result.status == "built"
+    rejects = {r["key"]: r for r in map(json.loads, (tmp_path / "release" / "rejects.jsonl").read_text().splitlines())}
+    assert rejects["okvqa-2971475"]["reason"] == 'image_id is str "abc", expected an integer'
+    assert rejects["okvqa-2971485"]["reason"] == "question is dict {}, expected a string"
+    assert (
+        rejects["aokvqa-trainRecord"]["code"] == "not_evaluation_subset"
+        and "split 'train' is not val" in rejects["aokvqa-trainRecord"]["reason"]
+    )
+    assert rejects["aokvqa-badImage"]["reason"] == 'image_id is str "abc", expected an integer'
+    assert rejects["infoseek-infoseek_train_1"]["code"] == "not_evaluation_subset"
+    assert "would leave the image root" in rejects["infoseek-escape"]["reason"]
+    assert rejects["infoseek-dict_question"]["reason"] == "question is dict {}, expected a string"
+    written = {s["__key__"]: s for split in result.manifest["splits"] for s in dataengine.load(tmp_path / "release", split=split)}
+    inputs = len(questions["questions"]) + len(aokvqa) + len(lines)
+    assert len(written) + result.manifest["rejects"]["total"] == inputs
+    # the EXIF rotation is applied to the stored pixels, so every reader sees the same upright image
+    shown = [s for s in written.values() if s["json"]["image_file"] == rotated.name]
+    assert shown and all(s["image.jpg"].shape == (upright.shape[1], upright.shape[0], 3) for s in shown)
+
+    listed = tmp_path / "questions-list.json"
+    listed.write_text("[]")
+    spec = load_catalog(catalog(tmp_path, dataclasses.replace(sources, okvqa_questions=listed)))
+    with pytest.raises(BuildError, match="must be a JSON object with a 'questions' list"):
+        build(spec, tmp_path / "never", workers=0, progress=False)

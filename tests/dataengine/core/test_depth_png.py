@@ -42,3 +42,40 @@ def test_codes_follow_the_units_asked_for():
     np.testing.assert_array_equal(codes, [[0, 256], [17920, 65535]])
     assert clipped == 1 and UNITS_PER_M == {"depth": 1000.0, "depth_kitti": 256.0}
     assert decode_depth_png(encode_depth_png(depth[:1], KITTI_UNITS_PER_M)[0], KITTI_UNITS_PER_M)[0, 1] == 1.0
+
+
+def _png(array: np.ndarray, **save) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, **{"format": "PNG", **save})
+    return buffer.getvalue()
+
+
+def test_a_source_depth_map_must_be_what_its_format_promises():
+    from dataengine.core.depth_png import decode_source_depth
+
+    mm = np.full((6, 8), 3500, np.uint16)
+    np.testing.assert_array_equal(decode_source_depth(_png(mm), 1000.0, "d", (1.0, 20.0)), np.full((6, 8), 3.5, np.float32))
+    with pytest.raises(ValueError, match="d is a 8-bit greyscale PNG; the source format's depth is a 16-bit greyscale PNG"):
+        decode_source_depth(_png((mm // 20).astype(np.uint8)), 1000.0, "d")
+    with pytest.raises(ValueError, match="8-bit palette PNG"):
+        decode_source_depth(_palette_png(), 1000.0, "d")
+    with pytest.raises(ValueError, match="d is not a PNG"):
+        decode_source_depth(_png(mm.astype(np.float32) / 1000, format="TIFF"), 1000.0, "d")
+    with pytest.raises(ValueError, match=r"farthest measurement is 0\.255 m, outside the plausible 1-20 m"):
+        decode_source_depth(_png(np.full((6, 8), 255, np.uint16)), 1000.0, "d", (1.0, 20.0))
+    with pytest.raises(ValueError, match="holds no measurement"):
+        decode_source_depth(_png(np.zeros((6, 8), np.uint16)), 256.0, "d", (2.0, 256.0))
+
+
+def _palette_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(6, 8)).convert("P").save(buffer, format="PNG")
+    return buffer.getvalue()

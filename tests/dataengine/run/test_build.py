@@ -262,3 +262,78 @@ def test_a_partition_reports_progress_item_by_item(tmp_path):
     assert outcome.result["samples"] == 4
     assert [counts["items"] for counts in seen] == [1, 2, 3, 4]  # one report per item (each takes longer than the interval)
     assert [counts["written"] for counts in seen] == [1, 2, 3, 4] and all(counts["rejected"] == 0 for counts in seen)
+
+
+def test_force_never_wipes_a_folder_that_holds_more_than_a_release(tmp_path, tiny_catalog, tiny_release):
+    other = load_catalog(tiny_catalog, overrides=["seed=12"])
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tiny_release, mixed)
+    (mixed / "notes.txt").write_text("mine")
+    (mixed / "train" / "keep.csv").write_text("a,b")
+    with pytest.raises(BuildError, match=r"also holds notes.txt, train.*move those away"):
+        build(other, mixed, force=True, progress=False)
+    assert (mixed / "notes.txt").read_text() == "mine" and (mixed / "train" / "keep.csv").exists()
+    assert shard_bytes(mixed) == shard_bytes(tiny_release)
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "manifest.json").write_text(json.dumps({"catalog_sha256": "abc", "name": "someone else's"}))
+    (foreign / "data.csv").write_text("1,2")
+    with pytest.raises(BuildError, match="dataengine did not write or cannot read; it is never replaced"):
+        build(other, foreign, force=True, progress=False)
+    assert sorted(p.name for p in foreign.iterdir()) == ["data.csv", "manifest.json"]
+
+
+def test_a_damaged_release_is_rebuilt_on_rerun(tmp_path, tiny_catalog, tiny_release):
+    from dataengine.run.build import build as run_build
+
+    spec = load_catalog(tiny_catalog)
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_release, copy)
+    shards = sorted(copy.glob("*/*.tar"))
+    shards[0].unlink()
+    with shards[1].open("r+b") as handle:
+        handle.truncate(1024)
+    messages = []
+    result = run_build(spec, copy, workers=0, progress=False, echo=messages.append)
+    assert result.status == "built" and "is damaged" in messages[0] and "is missing" in messages[0]
+    assert shard_bytes(copy) == shard_bytes(tiny_release) and verify_release(copy) == []
+
+    # Same size, other bytes: only a hash finds it, so only --verify rebuilds.
+    data = bytearray(shards[2].read_bytes())
+    data[700] ^= 0xFF
+    shards[2].write_bytes(bytes(data))
+    assert run_build(spec, copy, workers=0, progress=False).status == "up-to-date"
+    from click.testing import CliRunner
+
+    from dataengine.cli import cli
+
+    command = ["build", str(tiny_catalog), "--out", str(copy), "--workers", "0", "--no-progress", "--verify"]
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 0 and "is damaged" in result.output, result.output
+    assert shard_bytes(copy) == shard_bytes(tiny_release)
+
+
+@register_builder("colliding_scenes")
+class CollidingScenes(ScenesBuilder):
+    """Scenes whose items map to three sample keys only, across partitions and splits."""
+
+    def item_key(self, item, ctx):
+        return f"scene-{item % 3}"
+
+
+def test_items_that_share_a_sample_key_are_rejected_at_plan_time(tmp_path):
+    spec = load_catalog(write_catalog(tmp_path, builder="colliding_scenes"))
+    result = build(spec, tmp_path / "out", workers=0, progress=False)
+    assert result.status == "built"
+    keys = [s["__key__"] for split in ("train", "validation") for s in dataengine.load(tmp_path / "out", split=split)]
+    assert sorted(keys) == ["scene-0", "scene-1", "scene-2"]
+    rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    assert len(rejects) == 23 and {r["code"] for r in rejects} == {"duplicate_key"}
+    assert rejects[0] == {
+        "key": "scene-0",
+        "source": "procedural:3",
+        "code": "duplicate_key",
+        "reason": "sample key 'scene-0' is also the key of procedural:0 (planned earlier and kept); keys must be unique across a release",
+    }
+    assert result.manifest["rejects"]["total"] + len(keys) == 26  # every planned item written or rejected
