@@ -54,7 +54,32 @@ class FieldKind:
     description: str
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FAST_PNG = ((8, 0), (8, 2))  # (bit depth, colour type) of 8-bit grey and RGB PNGs
+
+
+def png_format(data: bytes) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG's IHDR chunk; None when `data` is not a PNG."""
+    if len(data) >= 26 and data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR":
+        return data[24], data[25]
+    return None
+
+
 def _decode_image(data: bytes) -> np.ndarray:
+    found = png_format(data)
+    if found in FAST_PNG:  # the common case, lossless: OpenCV decodes it 2-3x faster than PIL, to the same pixels
+        import cv2
+
+        buffer = np.frombuffer(data, np.uint8)
+        if found[1] == 0:
+            array = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
+        elif hasattr(cv2, "IMREAD_COLOR_RGB"):  # OpenCV >= 4.11 decodes straight to RGB
+            array = cv2.imdecode(buffer, cv2.IMREAD_COLOR_RGB)
+        else:
+            array = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+            array = None if array is None else cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+        if array is not None:
+            return array
     with Image.open(io.BytesIO(data)) as image:
         if image.mode not in ("RGB", "L"):
             image = image.convert("RGB")
