@@ -56,6 +56,10 @@ CATALOG_SCHEMA: dict[str, Any] = {
 }
 
 DEFAULT_SHARDS = {"max_samples": 1000, "max_bytes": "1GB"}
+# A catalog is small: more values than this (after YAML aliases are expanded) or deeper nesting is a
+# mistake or an alias bomb, refused before validation (which would repr the whole instance).
+MAX_CATALOG_VALUES = 100_000
+MAX_CATALOG_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,8 @@ def apply_override(document: dict[str, Any], assignment: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise CatalogError(f"--set '{assignment}': value is not valid YAML ({exc})") from None
+    except RecursionError:
+        raise CatalogError(f"--set '{assignment}': value nests too deeply to read; give a flat value") from None
     node = document
     for depth, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
@@ -212,6 +218,39 @@ def validate_against(schema: Mapping[str, Any], instance: Any, prefix: str, sour
     raise_problems(problems, source, overrides)
 
 
+def check_size(document: Any, source: str) -> None:
+    """Refuse a document with more than MAX_CATALOG_VALUES values once aliases are expanded, nesting
+    deeper than MAX_CATALOG_DEPTH, or a value that contains itself; counts each shared (aliased)
+    value once, so an alias bomb is refused without being expanded."""
+    sizes: dict[int, int] = {}
+    open_ids: set[int] = set()
+
+    def size(value: Any, depth: int) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        if id(value) in sizes:
+            return sizes[id(value)]
+        if id(value) in open_ids:
+            raise CatalogError(f"{source}: a YAML alias refers to a value that contains it; write the value out instead")
+        if depth > MAX_CATALOG_DEPTH:
+            raise CatalogError(f"{source}: values nest deeper than {MAX_CATALOG_DEPTH} levels; a catalog is flat YAML, simplify it")
+        open_ids.add(id(value))
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        total = 1
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_CATALOG_VALUES:
+                raise CatalogError(
+                    f"{source}: more than {MAX_CATALOG_VALUES} values once YAML aliases are expanded (an alias bomb?); "
+                    "write a smaller catalog without nested aliases"
+                )
+        open_ids.discard(id(value))
+        sizes[id(value)] = total
+        return total
+
+    size(document, 0)
+
+
 def fill_defaults(schema: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """Fill top-level `default`s of an object schema (recursing into nested objects that exist)."""
     filled = copy.deepcopy(values)
@@ -230,16 +269,29 @@ def load_catalog(path: str | Path, overrides: Iterable[str] = (), limit: int | N
     path = Path(path)
     source = str(path)
     try:
-        document = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise CatalogError(f"{source}: catalog file not found") from None
+    except IsADirectoryError:
+        raise CatalogError(f"{source}: is a folder; give a catalog .yaml file") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(
+            f"{source}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}: {exc.reason}); save the catalog as UTF-8"
+        ) from None
+    try:
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{source}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise CatalogError(f"{source}: values nest too deeply to read; a catalog is flat YAML, simplify it") from None
     if not isinstance(document, dict):
         raise CatalogError(f"{source}: a catalog is a YAML mapping with keys name, version, builder, seed, splits")
+    check_size(document, source)
     overrides = tuple(overrides)
     for assignment in overrides:
         apply_override(document, assignment)
+    if overrides:
+        check_size(document, f"{source} with --set")
     if limit is not None and limit < 1:
         raise CatalogError(f"--limit {limit}: give a positive number of samples per split")
 

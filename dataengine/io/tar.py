@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import tarfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -164,6 +165,19 @@ def _checked_key(info: tarfile.TarInfo, where: str) -> tuple[str, str]:
     return split_member(info.name)
 
 
+def check_regular(path: str | Path) -> None:
+    """Refuse a local shard path that is not a regular file (a FIFO would block a reader forever, a
+    folder fails late); a missing file raises FileNotFoundError as opening it would."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise ShardError(f"{path} is {what}, not a shard; a shard is a regular .tar file, rebuild or replace it")
+
+
+def is_local(source: str | Path) -> bool:
+    return isinstance(source, Path) or "://" not in source or source.startswith("file://")
+
+
 def read_samples(source: str | Path | BinaryIO, where: str = "") -> Iterator[tuple[str, dict[str, bytes]]]:
     """(key, {field: bytes}) per sample of a tar read as a stream, so remote shards need no seeking.
 
@@ -174,6 +188,8 @@ def read_samples(source: str | Path | BinaryIO, where: str = "") -> Iterator[tup
     if isinstance(source, (str, Path)):
         import fsspec
 
+        if is_local(source):
+            check_regular(str(source).removeprefix("file://"))
         with fsspec.open(str(source), "rb") as handle:
             yield from read_samples(handle, where or str(source))
         return
@@ -202,6 +218,7 @@ def read_samples(source: str | Path | BinaryIO, where: str = "") -> Iterator[tup
 def member_offsets(path: str | Path) -> dict[str, dict[str, tuple[int, int]]]:
     """key -> field -> (byte offset, size) of a local shard, for reading single members later."""
     located: dict[str, dict[str, tuple[int, int]]] = {}
+    check_regular(path)
     with tarfile.open(path, mode="r:") as archive:
         for info in archive:
             key, field = _checked_key(info, str(path))
@@ -212,6 +229,7 @@ def member_offsets(path: str | Path) -> dict[str, dict[str, tuple[int, int]]]:
 def read_member(path: str | Path, location: tuple[int, int]) -> bytes:
     """The bytes of one member found by `member_offsets`."""
     offset, size = location
+    check_regular(path)
     with open(path, "rb") as handle:
         handle.seek(offset)
         return handle.read(size)
@@ -221,6 +239,7 @@ def count_samples(path: str | Path) -> int:
     """Number of samples, reading headers only."""
     keys = 0
     previous = None
+    check_regular(path)
     with tarfile.open(path, mode="r:") as archive:
         for info in archive:
             key, _ = split_member(info.name)
@@ -232,6 +251,7 @@ def count_samples(path: str | Path) -> int:
 
 def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     digest = hashlib.sha256()
+    check_regular(path)
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
             digest.update(block)

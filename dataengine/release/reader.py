@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,8 @@ class Manifest:
 
     @classmethod
     def parse(cls, document: Any, where: str = MANIFEST) -> Manifest:
+        if not isinstance(document, dict):
+            raise ReleaseError(f"{where} holds a JSON {_json_type(document)}, not the object a dataengine manifest is; rebuild the release")
         try:
             splits = {
                 name: SplitEntry(
@@ -95,6 +99,10 @@ class Manifest:
     def members(self, *kinds: str) -> list[str]:
         """Member names whose kind is one of `kinds` (a kind `depth` also matches `depth_kitti`)."""
         return [name for name, kind in self.fields.items() if any(kind == k or kind.startswith(f"{k}_") for k in kinds)]
+
+
+def _json_type(value: Any) -> str:
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}.get(type(value), "value")
 
 
 def configs_of(splits: list[str]) -> dict[str, list[tuple[str, str]]]:
@@ -168,16 +176,30 @@ class Release:
         import fsspec
 
         root = str(location).rstrip("/")
+        missing = (
+            f"{root} is not a dataengine release (no {MANIFEST}); build one with `dataengine build`, "
+            "or finish an interrupted build by rerunning it"
+        )
+        if "://" not in root:  # a local manifest that is a folder or a FIFO would fail late or block
+            try:
+                mode = os.stat(f"{root}/{MANIFEST}").st_mode
+            except FileNotFoundError:
+                raise ReleaseError(missing) from None
+            except OSError as exc:
+                raise ReleaseError(f"{root}/{MANIFEST} cannot be read ({exc.strerror}); check the path and its permissions") from None
+            if not stat.S_ISREG(mode):
+                raise ReleaseError(f"{root}/{MANIFEST} is not a regular file; a release's manifest is a JSON file, rebuild the release")
         try:
             with fsspec.open(f"{root}/{MANIFEST}", "rt", encoding="utf-8") as handle:
                 document = json.load(handle)
         except FileNotFoundError:
-            raise ReleaseError(
-                f"{root} is not a dataengine release (no {MANIFEST}); build one with `dataengine build`, "
-                "or finish an interrupted build by rerunning it"
-            ) from None
+            raise ReleaseError(missing) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ReleaseError(f"{root}/{MANIFEST} is not valid JSON ({exc}); rebuild the release") from None
+        except RecursionError:
+            raise ReleaseError(f"{root}/{MANIFEST} nests too deeply to be a dataengine manifest; rebuild the release") from None
+        except OSError as exc:
+            raise ReleaseError(f"{root}/{MANIFEST} cannot be read ({exc.strerror or exc}); check the path and its permissions") from None
         return cls(root, Manifest.parse(document, f"{root}/{MANIFEST}"))
 
     @classmethod

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dataengine.core.fields import decode_member
 from dataengine.core.schema import SampleSchema, SchemaError
-from dataengine.io.tar import ShardError, read_samples, sha256_file
+from dataengine.io.tar import ShardError, check_regular, read_samples, sha256_file
 from dataengine.release.reader import MANIFEST, Release, ReleaseError, ShardEntry
 
 
@@ -61,6 +61,10 @@ def _verify_shard(
     path = root / where
     if not path.exists():
         return [Problem(where, "missing shard")]
+    try:
+        check_regular(path)
+    except ShardError as exc:
+        return [Problem(where, str(exc))]
     problems: list[Problem] = []
     size = path.stat().st_size
     if size != shard.num_bytes:

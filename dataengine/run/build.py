@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -113,11 +115,25 @@ def foreign_entries(out: Path) -> list[str]:
     )
 
 
+def check_writable(out: Path) -> None:
+    """Refuse an `--out` that cannot be written: under a file, or in a folder this process may not
+    write (read-only, no permission, a pseudo filesystem). Probes with an empty folder it removes."""
+    folder = next((path for path in (out, *out.parents) if path.exists()), None)
+    if folder is None or not folder.is_dir():
+        raise BuildError(f"--out {out}: {folder or out} is not a folder, so nothing can be created under it; choose another --out")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".dataengine-write-check-", dir=folder))
+    except OSError as exc:
+        raise BuildError(f"--out {out}: cannot write in {folder} ({exc.strerror}); choose a folder you can write to") from None
+
+
 def check_output(out: Path, spec: BuildSpec, force: bool) -> bool:
-    """Refuse to mix two releases in one folder (touching nothing); True when `force` will replace the
-    release there, which it only does for a folder holding a dataengine release and nothing else."""
+    """Refuse an unwritable folder, and to mix two releases in one folder (leaving nothing behind);
+    True when `force` will replace the release there, which it only does for a folder holding a
+    dataengine release and nothing else."""
     if out.exists() and not out.is_dir():
         raise BuildError(f"--out {out} is a file; give a folder")
+    check_writable(out)
     if not out.exists() or not any(out.iterdir()):
         return False
     existing = existing_release_sha(out)
@@ -191,6 +207,24 @@ def drop_key_collisions(builder: Builder, spec: BuildSpec, partitions: list[Part
     return kept, rejects
 
 
+def done_partitions(work: Path, echo: Callable[[str], None]) -> set[str]:
+    """Ids of the partitions whose done record is complete. A record that is empty or unreadable (a
+    kill at the wrong moment, a full disk) is removed, so that partition is simply run again."""
+    done = set()
+    for path in sorted((work / DONE_DIR).glob("*.json")):
+        try:
+            record = json.loads(path.read_bytes())
+            complete = isinstance(record, dict) and all(isinstance(record.get(k), list) for k in ("shards", "keys", "rejects"))
+        except (OSError, ValueError, RecursionError):
+            complete = False
+        if complete:
+            done.add(path.stem)
+        else:
+            echo(f"the done record of partition {path.stem} is empty or unreadable; that partition is run again")
+            path.unlink(missing_ok=True)
+    return done
+
+
 def remove_stale_temporaries(work: Path) -> int:
     """Partial files of an interrupted run: never complete, always safe to delete."""
     stale = [*(work / PARTS_DIR).glob(f".*{PARTIAL_SUFFIX}"), *(work / DONE_DIR).glob(f".*{PARTIAL_SUFFIX}")]
@@ -255,7 +289,7 @@ def build(
             return BuildResult(out, "up-to-date", manifest, items=items)
         echo(f"the release in {out} is damaged ({'; '.join(problems[:3])}{' ...' if len(problems) > 3 else ''}); rebuilding it")
     rebuild = not replace and (out / "manifest.json").exists()
-    done = set() if replace or rebuild else {path.stem for path in (work / DONE_DIR).glob("*.json")}
+    done = set() if replace or rebuild else done_partitions(work, echo)
     pending = [p for p in partitions if p.id not in done]
     executor = None
     if pending:

@@ -167,3 +167,38 @@ def test_shipped_catalog_names_get_suggestions():
     with pytest.raises(FileNotFoundError, match=r"catalog file 'some/where.yaml' not found; give an existing path"):
         resolve_catalog("some/where.yaml")
     assert resolve_catalog("kitti-c").name == "kitti-c.yaml"
+
+
+def test_an_alias_bomb_is_refused_in_one_line_without_expanding_it(tmp_path):
+    lines = ["  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("x:\n" + "\n".join(lines) + "\nname: *a8\n")  # 9**9 values; jsonschema's repr of them never ends
+    with pytest.raises(CatalogError, match=r"more than 100000 values once YAML aliases are expanded .*write a smaller catalog") as info:
+        load_catalog(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_self_referring_alias_is_refused(tmp_path):
+    path = write_catalog(tmp_path)
+    path.write_text(path.read_text() + "loop: &loop [1, *loop]\n")
+    with pytest.raises(CatalogError, match=r"alias refers to a value that contains it; write the value out"):
+        load_catalog(path)
+
+
+def test_deep_nesting_is_one_line(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    with pytest.raises(CatalogError, match=r"deep\.yaml: values nest too deeply to read; .*simplify it") as info:
+        load_catalog(path)
+    assert "\n" not in str(info.value)
+    path.write_text("name: " + "[" * 100 + "]" * 100 + "\n")  # readable, but no catalog nests that deep
+    with pytest.raises(CatalogError, match=r"values nest deeper than 64 levels"):
+        load_catalog(path)
+
+
+def test_a_catalog_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes("description: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(CatalogError, match=r"latin\.yaml: not UTF-8 text \(byte 0xe9 at offset 16: .*\); save the catalog as UTF-8"):
+        load_catalog(path)

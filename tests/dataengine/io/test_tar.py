@@ -1,10 +1,11 @@
 import hashlib
+import os
 import tarfile
 
 import pytest
 import webdataset as wds
 
-from dataengine.io.tar import ShardError, ShardWriter, count_samples, read_samples, split_member
+from dataengine.io.tar import ShardError, ShardWriter, count_samples, member_offsets, read_samples, sha256_file, split_member
 
 
 def _samples(n: int) -> list[tuple[str, dict[str, bytes]]]:
@@ -153,3 +154,22 @@ def test_member_offsets_locate_each_member(tmp_path):
     assert {
         key: {name: read_member(tmp_path / "x.tar", where) for name, where in members.items()} for key, members in located.items()
     } == dict(samples)
+
+
+@pytest.mark.timeout(30)  # a FIFO opened for reading blocks until a writer comes: the test would hang
+def test_a_shard_path_that_is_a_fifo_or_a_folder_is_refused_without_blocking(tmp_path):
+    fifo, folder = tmp_path / "fifo.tar", tmp_path / "folder.tar"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    for path, what in ((fifo, "a FIFO"), (folder, "a folder")):
+        for read in (
+            lambda p: list(read_samples(p)),
+            lambda p: list(read_samples(f"file://{p}")),
+            sha256_file,
+            count_samples,
+            member_offsets,
+        ):
+            with pytest.raises(
+                ShardError, match=rf"{path.name} is {what}, not a shard; a shard is a regular \.tar file, rebuild or replace it"
+            ):
+                read(path)

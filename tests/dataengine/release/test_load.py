@@ -112,7 +112,7 @@ def test_incomplete_samples_duplicate_keys_and_short_shards_fail_loudly_or_are_s
     members, message = {
         "missing": ([m for m in original if m[0] != f"{key}.mask.png"], f"sample '{key}' is incomplete: missing mask.png"),
         "duplicate": ([(n.replace(key, other, 1), d) for n, d in original], f"sample key '{other}' appears twice"),
-        "devzero": (None, "holds 0 samples, the manifest says 4"),
+        "devzero": (None, "is not a regular file, not a shard"),  # refused before a read could see an empty archive
         "truncated": (original[:-4], "holds 3 samples, the manifest says 4"),  # the last sample's four members gone
     }[case]
     copy = _copy_with_shard(tiny_release, tmp_path / case, shard, members)

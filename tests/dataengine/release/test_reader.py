@@ -1,6 +1,7 @@
 """The one release reader: typed manifest, splits and configs, samples, and clear errors."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -142,3 +143,41 @@ def test_inspect_a_release_folder_summarises_the_first_shard_of_each_split(tmp_p
         ("fog/severity_3", 1, 1),
     ]
     assert summaries[2]["first_sample"]["json"] == "json {split: 'fog/severity_3'}"
+
+
+def test_a_manifest_that_is_a_list_a_folder_a_fifo_or_too_deep_is_one_line(tmp_path, tiny_release):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_release, copy)
+    manifest = copy / "manifest.json"
+    manifest.write_text("[1, 2]")
+    with pytest.raises(
+        ReleaseError, match=r"manifest\.json holds a JSON array, not the object a dataengine manifest is; rebuild the release"
+    ):
+        Release.open(copy)
+    manifest.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ReleaseError, match=r"manifest\.json nests too deeply to be a dataengine manifest; rebuild the release"):
+        Release.open(copy)
+    manifest.unlink()
+    manifest.mkdir()
+    with pytest.raises(ReleaseError, match=r"manifest\.json is not a regular file; .*rebuild the release"):
+        Release.open(copy)
+    manifest.rmdir()
+    os.mkfifo(manifest)  # opening it would block until a writer comes
+    with pytest.raises(ReleaseError, match=r"manifest\.json is not a regular file"):
+        Release.open(copy)
+
+
+@pytest.mark.timeout(60)  # reading a FIFO would block forever
+def test_inspect_and_samples_refuse_a_fifo_shard(tmp_path, tiny_release):
+    from dataengine.io.tar import ShardError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_release, copy)
+    release = Release.open(copy)
+    shard = copy / release.shards("train")[0].path
+    shard.unlink()
+    os.mkfifo(shard)
+    with pytest.raises(ShardError, match=r"is a FIFO, not a shard; a shard is a regular \.tar file, rebuild or replace it"):
+        summarize_shard(shard)
+    with pytest.raises(ShardError, match=r"is a FIFO, not a shard"):
+        next(release.samples("train"))

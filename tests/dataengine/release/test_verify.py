@@ -1,6 +1,7 @@
 """verify must catch every kind of damage, and name the shard and the problem."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -92,3 +93,28 @@ def test_undecodable_image_is_caught(release):
 
 def test_not_a_release(tmp_path):
     assert "no manifest.json" in messages(tmp_path)[0]
+
+
+def test_a_broken_manifest_is_one_finding(release):
+    (release / "manifest.json").write_text("[]")
+    assert messages(release) == [
+        f"manifest.json: unreadable: {release}/manifest.json holds a JSON array, not the object a dataengine manifest is; rebuild the release"
+    ]
+    (release / "manifest.json").unlink()
+    (release / "manifest.json").mkdir()
+    assert messages(release) == [
+        f"manifest.json: unreadable: {release}/manifest.json is not a regular file; a release's manifest is a JSON file, rebuild the release"
+    ]
+
+
+@pytest.mark.timeout(60)  # hashing a FIFO would block forever
+def test_a_shard_that_is_a_fifo_or_a_folder_is_a_finding_not_a_hang(release):
+    shard = sorted((release / "train").glob("*.tar"))[0]
+    shard.unlink()
+    os.mkfifo(shard)
+    found = [m for m in messages(release) if m.startswith(f"train/{shard.name}")]
+    assert found == [f"train/{shard.name}: {shard} is a FIFO, not a shard; a shard is a regular .tar file, rebuild or replace it"]
+    shard.unlink()
+    shard.mkdir()
+    found = [m for m in messages(release) if m.startswith(f"train/{shard.name}")]
+    assert found == [f"train/{shard.name}: {shard} is a folder, not a shard; a shard is a regular .tar file, rebuild or replace it"]

@@ -337,3 +337,43 @@ def test_items_that_share_a_sample_key_are_rejected_at_plan_time(tmp_path):
         "reason": "sample key 'scene-0' is also the key of procedural:0 (planned earlier and kept); keys must be unique across a release",
     }
     assert result.manifest["rejects"]["total"] + len(keys) == 26  # every planned item written or rejected
+
+
+def test_an_unwritable_out_is_one_line_before_any_work(tmp_path):
+    spec = load_catalog(write_catalog(tmp_path))
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(BuildError, match=r"afile is not a folder, so nothing can be created under it; choose another --out"):
+        build(spec, tmp_path / "afile" / "release", workers=1, progress=False)
+    if Path("/proc/self").is_dir():  # a pseudo filesystem refuses even root
+        with pytest.raises(BuildError, match=r"--out /proc/release: cannot write in /proc \(.*\); choose a folder you can write to"):
+            build(spec, "/proc/release", workers=1, progress=False)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        if not os.access(locked, os.W_OK):  # root writes anywhere; then /proc above is the check
+            with pytest.raises(BuildError, match=r"cannot write in .*locked \(Permission denied\); choose a folder you can write to"):
+                build(spec, locked / "release", workers=1, progress=False)
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
+def test_an_empty_done_record_left_by_a_kill_is_redone_not_a_crash(tmp_path):
+    spec = load_catalog(write_catalog(tmp_path, builder="fragile_scenes"))
+    out = tmp_path / "fragile"
+    FRAGILE["broken"] = True
+    try:
+        with pytest.raises(PartitionsFailed):
+            build(spec, out, workers=1, processes=False, progress=False, retries=0)
+    finally:
+        FRAGILE["broken"] = False
+    (out / ".work" / "done" / "train-000000.json").write_bytes(b"")  # killed between creating and writing the record
+    (out / ".work" / "done" / "train-000002.json").write_text("[")
+    said: list[str] = []
+    resumed = build(spec, out, workers=1, processes=False, progress=False, echo=said.append)
+    assert "the done record of partition train-000000 is empty or unreadable; that partition is run again" in said
+    assert "the done record of partition train-000002 is empty or unreadable; that partition is run again" in said
+    assert any(line.startswith("resuming: 4 of 7 partitions already done") for line in said)
+    assert resumed.status == "built" and resumed.manifest["splits"]["train"]["num_samples"] == 20
+    assert verify_release(out) == []
