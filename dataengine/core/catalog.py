@@ -104,6 +104,8 @@ class BuildSpec:
     def partition(self, split: str, items: Sequence[Any]) -> list[Partition]:
         """Cut one split's ordered items into partitions of at most `shards.max_samples` items."""
         size = self.shards.max_samples
+        if self.limit is not None:  # --limit keeps each split's first items: never plan past them (num_samples may be huge)
+            items = items[: self.limit]
         return [Partition(split, i, tuple(items[start : start + size])) for i, start in enumerate(range(0, len(items), size))]
 
 

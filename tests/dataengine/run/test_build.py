@@ -20,7 +20,7 @@ from dataengine.core.builder import register_builder
 from dataengine.core.catalog import load_catalog
 from dataengine.io.tar import read_samples
 from dataengine.release.verify import verify_release
-from dataengine.run.build import BuildError, PartitionsFailed
+from dataengine.run.build import BuildError, PartitionsFailed, apply_limit
 from tests.conftest import write_catalog
 
 
@@ -98,6 +98,19 @@ def test_force_replaces_a_release(tmp_path, tiny_catalog, tiny_release):
     manifest = json.loads((copy / "manifest.json").read_text())
     assert manifest["catalog_sha256"] == spec.sha256 and manifest["limit"] == 2 and manifest["overrides"] == ["seed=12"]
     assert sorted(p.name for p in (copy / "train").glob("*.tar")) == ["tiny-000000.tar"]
+
+
+@pytest.mark.timeout(60)
+def test_limit_plans_only_the_items_it_keeps_however_many_the_catalog_asks_for(tmp_path, tiny_catalog):
+    huge = load_catalog(tiny_catalog, overrides=["splits.train.num_samples=1000000000000"], limit=5)
+    planned = ScenesBuilder().plan(huge)
+    train = [item for part in planned if part.split == "train" for item in part.items]
+    assert train == [0, 1, 2, 3, 4]  # the first five, cut into partitions as a full plan would be
+    small = load_catalog(tiny_catalog, overrides=["splits.train.num_samples=20"])
+    full = [part for part in ScenesBuilder().plan(small) if part.split == "train"]
+    assert [p.items for p in planned if p.split == "train"] == [p.items for p in apply_limit(full, 5)]
+    result = build(huge, tmp_path / "huge", workers=0, progress=False)
+    assert result.lengths["train"] == 5
 
 
 @register_builder("flaky_scenes")
