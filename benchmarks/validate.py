@@ -40,7 +40,7 @@ from dataengine.release.reader import Release
 from dataengine.release.verify import verify_release
 from dataengine.validate.checkpoints import lr_schedule
 from dataengine.validate.config import resolve_config
-from dataengine.validate.depth import RECIPE_SCHEMA, DepthTrainer, _members, si_log_loss
+from dataengine.validate.depth import RECIPE_SCHEMA, DepthTrainer, _members, train_step
 from dataengine.validate.run import VALIDATION, WORKDIR
 
 CONTRACT_S = 180
@@ -147,17 +147,7 @@ def in_memory(release: Path, epochs: int, device: str) -> dict[str, Any]:
             images_b, target = all_images[index], all_depths[index]
             t0 = time.perf_counter()
             wait += t0 - fetched
-            x = (images_b.float() / 255 - mean) / std
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                pred = model(x)
-            loss = si_log_loss(pred.float(), target, recipe["si_lambda"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            float(loss.detach())  # the trainer reads every loss: the same synchronisation
+            train_step(model, optimizer, scheduler, images_b, target, mean, std, recipe["si_lambda"], cuda)  # the trainer's own step
             fetched = time.perf_counter()
             compute += fetched - t0
     steps = wait + compute

@@ -138,6 +138,27 @@ def _pairs_dataset(
     return DepthPairs()
 
 
+def train_step(
+    model: Any, optimizer: Any, scheduler: Any, images: Any, target: Any, mean: Any, std: Any, si_lambda: float, cuda: bool
+) -> float:
+    """One optimisation step on uint8 (B, 3, H, W) images and metric depth targets; returns the loss
+    (reading it synchronises, as a training loop that logs every loss does). bf16 autocast and
+    channels-last on CUDA."""
+    import torch
+
+    x = (images.float() / 255 - mean) / std
+    if cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        pred = model(x)
+    loss = si_log_loss(pred.float(), target, si_lambda)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return float(loss.detach())
+
+
 def si_log_loss(pred: Any, target: Any, si_lambda: float, per_sample: bool = False) -> Any:
     """Scale-invariant log loss (Eigen et al.) over valid pixels, x10 as in AdaBins / BTS."""
     import torch
@@ -281,18 +302,9 @@ class DepthTrainer(Trainer):
             for batch in loader:
                 t0 = time.perf_counter()
                 wait += t0 - fetched
-                x = ((batch["image"].to(device, non_blocking=True).float() / 255) - mean) / std
                 target = batch["depth"].to(device, non_blocking=True)
-                if cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                    pred = model(x)
-                loss = si_log_loss(pred.float(), target, recipe["si_lambda"])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                losses.append(float(loss.detach()))
+                images = batch["image"].to(device, non_blocking=True)
+                losses.append(train_step(model, optimizer, scheduler, images, target, mean, std, recipe["si_lambda"], cuda))
                 seen += len(target)
                 fetched = time.perf_counter()
                 compute += fetched - t0
