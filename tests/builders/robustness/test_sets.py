@@ -18,7 +18,7 @@ from builders.robustness.sets import frame_key
 from corruptions import corrupt
 from dataengine.api import build
 from dataengine.cli import cli
-from dataengine.core.catalog import load_catalog
+from dataengine.core.catalog import BuildSpec, load_catalog
 from dataengine.core.fields import encode_image
 from dataengine.core.rng import sample_rng
 from dataengine.io.tar import read_samples
@@ -44,6 +44,11 @@ def catalog(directory: Path, builder: str, sources: dict, **params) -> Path:
     path = directory / f"{builder}.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
+
+
+def one_corruption(directory: Path, sources: dict, corruption: str, severity: int) -> BuildSpec:
+    """A KITTI-C catalog of one corruption at one severity, without the clean frames."""
+    return load_catalog(catalog(directory, "kitti_c", sources, corruptions=[corruption], severities=[severity], clean=False))
 
 
 @pytest.fixture(scope="module")
@@ -170,16 +175,7 @@ def test_bad_inputs_become_rejects(tmp_path, kitti):
         "\n".join(lines + ["kitti_data/2011_09_26/2011_09_26_drive_0099_sync/image_02/data/0000000001.png", "not a valid line at all"])
         + "\n"
     )
-    spec = load_catalog(
-        catalog(
-            tmp_path,
-            "kitti_c",
-            {"root": root, "split_file": split, "gt_root": root / "gt_depth"},
-            corruptions=["pixelate"],
-            severities=[2],
-            clean=False,
-        )
-    )
+    spec = one_corruption(tmp_path, {"root": root, "split_file": split, "gt_root": root / "gt_depth"}, "pixelate", 2)
     result = build(spec, tmp_path / "out", workers=1, progress=False)
     assert result.status == "built"
     assert result.manifest["splits"]["pixelate/severity_2"]["num_samples"] == 2
@@ -191,16 +187,7 @@ def test_bad_inputs_become_rejects(tmp_path, kitti):
 
 
 def test_npz_ground_truth_and_its_checks(tmp_path, kitti):
-    spec = load_catalog(
-        catalog(
-            tmp_path,
-            "kitti_c",
-            {"root": kitti.root, "split_file": kitti.split_file, "gt_depths": kitti.gt_depths},
-            corruptions=["contrast"],
-            severities=[1],
-            clean=False,
-        )
-    )
+    spec = one_corruption(tmp_path, {"root": kitti.root, "split_file": kitti.split_file, "gt_depths": kitti.gt_depths}, "contrast", 1)
     result = build(spec, tmp_path / "ok", workers=1, progress=False)
     sample = next(iter(dataengine.load(tmp_path / "ok", config="contrast", split="severity_1")))
     with np.load(kitti.gt_depths) as archive:
@@ -213,16 +200,7 @@ def test_npz_ground_truth_and_its_checks(tmp_path, kitti):
         data = archive["data"].copy()
     data[0, 200, 200] = np.nan
     np.savez(nan_gt, data=data)
-    spec = load_catalog(
-        catalog(
-            tmp_path,
-            "kitti_c",
-            {"root": kitti.root, "split_file": kitti.split_file, "gt_depths": nan_gt},
-            corruptions=["contrast"],
-            severities=[1],
-            clean=False,
-        )
-    )
+    spec = one_corruption(tmp_path, {"root": kitti.root, "split_file": kitti.split_file, "gt_depths": nan_gt}, "contrast", 1)
     build(spec, tmp_path / "nan", workers=1, progress=False)
     rejects = (tmp_path / "nan" / "rejects.jsonl").read_text()
     assert "holds NaN" in rejects and rejects.count("\n") == 1
@@ -340,16 +318,7 @@ def test_kitti_eight_bit_ground_truth_and_escaping_split_lines_are_rejects(tmp_p
     shutil.copy(root / lines[2], outside / "secret.png")
     split = root / "split.txt"
     split.write_text("\n".join([*lines[:3], "../outside/secret.png", "../../outside 1 l", lines[2]]) + "\n")
-    spec = load_catalog(
-        catalog(
-            tmp_path,
-            "kitti_c",
-            {"root": root, "split_file": split, "gt_root": root / "gt_depth"},
-            corruptions=["pixelate"],
-            severities=[1],
-            clean=False,
-        )
-    )
+    spec = one_corruption(tmp_path, {"root": root, "split_file": split, "gt_root": root / "gt_depth"}, "pixelate", 1)
     result = build(spec, tmp_path / "out", workers=0, progress=False)
     assert result.manifest["splits"]["pixelate/severity_1"]["num_samples"] == 1
     rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]

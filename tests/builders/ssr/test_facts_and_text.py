@@ -2,6 +2,8 @@
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import numpy as np
@@ -116,12 +118,21 @@ class _ChatServer(BaseHTTPRequestHandler):
         pass
 
 
-def test_rewrite_through_an_openai_compatible_endpoint_is_fact_checked(monkeypatch):
-    server = HTTPServer(("127.0.0.1", 0), _ChatServer)
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A local HTTP server with `handler` for the block; yields its OpenAI-style endpoint URL."""
+    server = HTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
+        yield f"http://127.0.0.1:{server.server_port}/v1"
+    finally:
+        server.shutdown()
+
+
+def test_rewrite_through_an_openai_compatible_endpoint_is_fact_checked(monkeypatch):
+    with _serving(_ChatServer) as endpoint:
         monkeypatch.setenv("TEST_LLM_KEY", "sk-secret")
-        config = RewriteConfig(endpoint=f"http://127.0.0.1:{server.server_port}/v1", model="tiny", api_key_env="TEST_LLM_KEY")
+        config = RewriteConfig(endpoint=endpoint, model="tiny", api_key_env="TEST_LLM_KEY")
         original = (
             "I find the red box at [0.100,0.200,0.300,0.400]. The red box and the blue ball are 1.25 meters apart. So the answer is left."
         )
@@ -133,8 +144,6 @@ def test_rewrite_through_an_openai_compatible_endpoint_is_fact_checked(monkeypat
         assert "changed the numbers" in lost_facts(original, rewrite(original, config))
         assert "final answer" in lost_facts(original.replace("is left", "is yes"), original.replace("is left", "is no"))
         assert "relation words" in lost_facts(original + " It is left.", original + " It is right.")
-    finally:
-        server.shutdown()
 
 
 def test_a_malformed_rewrite_reply_rejects_the_sample_not_the_partition(tmp_path):
@@ -144,10 +153,8 @@ def test_a_malformed_rewrite_reply_rejects_the_sample_not_the_partition(tmp_path
     from dataengine.api import build
     from dataengine.core.catalog import load_catalog
 
-    server = HTTPServer(("127.0.0.1", 0), _ChatServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     _ChatServer.mode = "malformed"
-    try:
+    with _serving(_ChatServer) as endpoint:
         document = {
             "name": "rw",
             "version": "0",
@@ -157,14 +164,12 @@ def test_a_malformed_rewrite_reply_rejects_the_sample_not_the_partition(tmp_path
                 "width": 160,
                 "height": 120,
                 "questions_per_scene": 1,
-                "rewrite": {"endpoint": f"http://127.0.0.1:{server.server_port}/v1", "model": "tiny"},
+                "rewrite": {"endpoint": endpoint, "model": "tiny"},
             },
             "splits": {"train": {"num_samples": 4}},
         }
         (tmp_path / "rw.yaml").write_text(yaml.safe_dump(document))
         result = build(load_catalog(tmp_path / "rw.yaml"), tmp_path / "out", workers=0, progress=False)
-    finally:
-        server.shutdown()
     assert result.status == "built", result.failures
     rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
     assert {r["code"] for r in rejects} == {"rewrite_failed"} and len(rejects) == 4
@@ -194,15 +199,11 @@ class _RedirectingServer(BaseHTTPRequestHandler):
 
 
 def test_the_api_key_never_follows_a_redirect(monkeypatch):
-    server = HTTPServer(("127.0.0.1", 0), _RedirectingServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with _serving(_RedirectingServer) as endpoint:
         monkeypatch.setenv("TEST_LLM_KEY", "sk-secret")
-        config = RewriteConfig(endpoint=f"http://127.0.0.1:{server.server_port}/v1", model="tiny", api_key_env="TEST_LLM_KEY")
+        config = RewriteConfig(endpoint=endpoint, model="tiny", api_key_env="TEST_LLM_KEY")
         with pytest.raises(OSError, match="redirects \\(302\\).*set params.rewrite.endpoint to the final URL"):
             rewrite("So the answer is left.", config)
-    finally:
-        server.shutdown()
     assert _RedirectingServer.reached_elsewhere == []
 
 
