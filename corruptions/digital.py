@@ -19,16 +19,19 @@ SATURATE = ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2))
 
 @register("contrast", "digital", CONTRAST, WEATHER_LIGHTING, stochastic=False)
 def contrast(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Each channel's output is a function of its value: the float arithmetic runs on a 256-entry table
+    per channel (the same operations, so the same result) and OpenCV applies it."""
     factor = np.float32(CONTRAST[severity - 1])
     means = (image.mean(axis=(0, 1), dtype=np.float64) / 255).astype(np.float32)
-    x = image.astype(np.float32)
+    x = np.repeat(np.arange(256, dtype=np.float32)[:, None], image.shape[2], axis=1)
     x *= np.float32(1 / 255)
     x -= means
     x *= factor
     x += means
     np.clip(x, 0, 1, out=x)
     x *= 255
-    return x
+    table = np.clip(x, 0, 255).astype(np.uint8).reshape(256, 1, image.shape[2])
+    return cv2.LUT(image, table)
 
 
 def elastic_field(shape: tuple[int, int], severity: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from corruptions.poisson import poisson_by_value
 from corruptions.registry import DATA_PROCESSING, register
 
 GAUSSIAN_SIGMA = (0.08, 0.12, 0.18, 0.26, 0.38)
@@ -24,8 +25,11 @@ def add_gaussian(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np.nd
     return np.clip(x + noise, 0, 1)
 
 
-def poisson(x: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
-    return np.clip(rng.poisson(x * scale).astype(np.float32) / np.float32(scale), 0, 1)
+def poisson(image: np.ndarray, scale: float, rng: np.random.Generator, rates: np.ndarray | None = None) -> np.ndarray:
+    """Poisson(scale * x) / scale clipped to [0, 1] (float32), x = value / 255 of the uint8 `image`;
+    `rates` (256 values) replaces scale * x when the rate is another function of the value."""
+    counts = poisson_by_value(image, scale if rates is None else rates, rng)
+    return np.clip(counts.astype(np.float32) / np.float32(scale), 0, 1)
 
 
 @register("gaussian_noise", "noise", GAUSSIAN_SIGMA, DATA_PROCESSING)
@@ -35,7 +39,7 @@ def gaussian_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -
 
 @register("shot_noise", "noise", SHOT_SCALE, DATA_PROCESSING)
 def shot_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    return poisson(unit(image), SHOT_SCALE[severity - 1], rng) * 255
+    return poisson(image, SHOT_SCALE[severity - 1], rng) * 255
 
 
 @register("impulse_noise", "noise", IMPULSE_AMOUNT, DATA_PROCESSING)
@@ -61,5 +65,5 @@ def speckle_noise(image: np.ndarray, severity: int, rng: np.random.Generator) ->
 @register("iso_noise", "noise", ISO_SIGMA, DATA_PROCESSING)
 def iso_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """RoboDepth: Poisson noise at a fixed photon scale of 25, then Gaussian noise of 0.7 x sigma."""
-    x = poisson(unit(image), ISO_POISSON_SCALE, rng)
+    x = poisson(image, ISO_POISSON_SCALE, rng)
     return add_gaussian(x, ISO_SIGMA[severity - 1], rng) * 255

@@ -52,11 +52,12 @@ def dark(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarr
 
     A constant image has no range to stretch and becomes black before the noise.
     """
-    x = image.astype(np.float64) / 255
-    low, high = x.min(), x.max()
-    stretched = ((x - low) / (high - low)) ** 2 if high > low else np.zeros_like(x)
-    y = (stretched * DARK[severity - 1]).astype(np.float32)
-    y = poisson(y, 10 * SHOT_SCALE[severity - 1], rng)
+    values = np.arange(256, dtype=np.float64) / 255  # the stretch is a function of the value: tabulate it
+    low, high = image.min() / 255, image.max() / 255
+    stretched = ((values - low) / (high - low)) ** 2 if high > low else np.zeros_like(values)
+    scale = 10 * SHOT_SCALE[severity - 1]
+    rates = (stretched * DARK[severity - 1]).astype(np.float32) * np.float32(scale)
+    y = poisson(image, scale, rng, rates=rates)
     return add_gaussian(y, 0.1 * GAUSSIAN_SIGMA[severity - 1], rng) * 255
 
 

@@ -214,7 +214,9 @@ class CorruptionSetBuilder(Builder):
         depth_png, clipped = (None, 0)
         if depth is not None:
             depth_png, clipped = encode_depth_png(
-                check_depth(depth, source_size if self.depth_matches_image else None, frame.id), UNITS_PER_M[self.depth_kind(spec)]
+                check_depth(depth, source_size if self.depth_matches_image else None, frame.id),
+                UNITS_PER_M[self.depth_kind(spec)],
+                spec.shards.png_level,
             )
         width, height = spec.params["width"], spec.params["height"]
         if width is not None and (width, height) != source_size:
@@ -247,7 +249,12 @@ class CorruptionSetBuilder(Builder):
             "has_depth": prepared.depth_png is not None,
             "depth_clipped_pixels": prepared.clipped,
         }
-        sample: Sample = {"__key__": key, "__source__": str(frame.image), "rgb.png": encode_image(image), "json": record}
+        sample: Sample = {
+            "__key__": key,
+            "__source__": str(frame.image),
+            "rgb.png": encode_image(image, "png", spec.shards.png_level),
+            "json": record,
+        }
         if self.has_depth(spec):
             sample["depth.png"] = prepared.depth_png
         yield sample

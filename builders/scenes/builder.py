@@ -89,7 +89,8 @@ class ScenesBuilder(Builder):
         p = ctx.spec.params
         key = self.item_key(item, ctx)
         camera, shapes, light, rendering = self.render_scene(item, ctx)
-        depth_png, clipped = encode_depth_png(rendering.depth)
+        level = ctx.spec.shards.png_level
+        depth_png, clipped = encode_depth_png(rendering.depth, png_level=level)
         ctx.counters["depth_clipped_pixels"] += clipped
         record = {
             "key": key,
@@ -102,9 +103,9 @@ class ScenesBuilder(Builder):
         }
         yield {
             "__key__": key,
-            f"rgb.{p['image_format']}": encode_image(rendering.rgb, p["image_format"]),
+            f"rgb.{p['image_format']}": encode_image(rendering.rgb, p["image_format"], level),
             "depth.png": depth_png,
-            "mask.png": encode_mask(rendering.mask),
+            "mask.png": encode_mask(rendering.mask, level),
             "json": record,
         }
 

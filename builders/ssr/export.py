@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dataengine.core.depth_png import PNG_COMPRESS_LEVEL
 from dataengine.core.fields import decode_member
+from dataengine.core.png import encode_png
 from dataengine.io.atomic import write_bytes_atomic
 from dataengine.io.paths import safe_join
 from dataengine.release.reader import Release
@@ -73,9 +73,7 @@ def fill_holes(depth_png: bytes, holes: str) -> tuple[bytes, dict[str, Any]]:
         return depth_png, {"hole_pixels": count, "fill_mm": None}
     fill = int(codes.max())
     filled = np.where(missing, np.uint16(fill), codes)
-    buffer = io.BytesIO()
-    Image.fromarray(filled).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue(), {"hole_pixels": count, "fill_mm": fill}
+    return encode_png(filled), {"hole_pixels": count, "fill_mm": fill}
 
 
 def _sidecar(source: Release, holes: str, maps: dict[str, dict[str, Any]]) -> bytes:

@@ -16,6 +16,7 @@ from builders.ssr.gate import contradiction
 from builders.ssr.rewrite import RewriteConfig, check_endpoint, lost_facts, rewrite
 from dataengine.core.builder import Context, Sample
 from dataengine.core.depth_png import decode_depth_png, encode_depth_png
+from dataengine.core.png import DEFAULT_LEVEL as DEFAULT_PNG_LEVEL
 from dataengine.depth.geometry import Intrinsics
 from dataengine.depth.sources import DepthPrediction, load_monocular, parse_spec
 
@@ -103,10 +104,16 @@ class Measured:
 
 
 def measure_stored(
-    depth_m: np.ndarray, intrinsics: Intrinsics, intrinsics_source: str, regions: list[Region], pitch_deg: float, trim: float
+    depth_m: np.ndarray,
+    intrinsics: Intrinsics,
+    intrinsics_source: str,
+    regions: list[Region],
+    pitch_deg: float,
+    trim: float,
+    png_level: int = DEFAULT_PNG_LEVEL,
 ) -> Measured:
     """Encode the depth, then measure on the decoded copy, so stored facts follow from stored depth."""
-    depth_png, clipped = encode_depth_png(depth_m)
+    depth_png, clipped = encode_depth_png(depth_m, png_level=png_level)
     measurement = measure(decode_depth_png(depth_png), intrinsics, regions, pitch_deg=pitch_deg, trim=trim)
     record = {
         "fx": intrinsics.fx,

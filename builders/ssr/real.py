@@ -216,7 +216,7 @@ class SSRCoTBuilder(Builder):
             intrinsics, origin = Intrinsics(depth["focal_px"], depth["focal_px"], (width - 1) / 2, (height - 1) / 2), "model"
         else:
             intrinsics, origin = Intrinsics.from_fov(width, height, p["default_hfov_deg"]), f"default_hfov_{p['default_hfov_deg']:g}"
-        measured = measure_stored(depth["depth"], intrinsics, origin, regions, 0.0, trim)
+        measured = measure_stored(depth["depth"], intrinsics, origin, regions, 0.0, trim, ctx.spec.shards.png_level)
         names = [r.name for r in regions]
         pairs = [(names[0], other) for other in names[1:]]
         question = Question(record["question"], record["answer"], "open", names, pairs, lead=tuple(record["lead"]))

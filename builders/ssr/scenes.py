@@ -217,13 +217,13 @@ class SSRScenesBuilder(ScenesBuilder):
         named = {f"{o['color']} {o['category']}": o for o in objects if names[f"{o['color']} {o['category']}"] == 1}
         regions = [Region(name, tuple(o["box_2d"]), rendering.mask == o["id"]) for name, o in named.items()]
         intrinsics = Intrinsics(camera.fx, camera.fy, camera.cx, camera.cy)
-        measured = measure_stored(depth, intrinsics, "camera", regions, camera.pitch_deg, trim)
+        measured = measure_stored(depth, intrinsics, "camera", regions, camera.pitch_deg, trim, ctx.spec.shards.png_level)
         exact = measure(rendering.depth, intrinsics, regions, pitch_deg=camera.pitch_deg)
         truth = self._truth(named, exact, camera)
         for kind, (agree, checked) in agreement(truth, measured.measurement, ctx.spec.params["tolerance"]).items():
             ctx.counters[f"agreement.{kind}.agree"] += agree
             ctx.counters[f"agreement.{kind}.checked"] += checked
-        image = encode_image(rendering.rgb, "png")
+        image = encode_image(rendering.rgb, "png", ctx.spec.shards.png_level)
         rng = ctx.rng(key, "questions")
         questions = self._questions(rng, objects, named, exact, truth, ctx.spec.params)
         if not questions:

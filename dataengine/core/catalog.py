@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 
 from dataengine.core.fields import encode_json
+from dataengine.core.png import DEFAULT_LEVEL as DEFAULT_PNG_LEVEL
 
 
 class CatalogError(ValueError):
@@ -50,12 +51,18 @@ CATALOG_SCHEMA: dict[str, Any] = {
             "properties": {
                 "max_samples": {"type": "integer", "minimum": 1},
                 "max_bytes": {"type": ["integer", "string"]},
+                "png_level": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 9,
+                    "description": "deflate level of the PNGs written (0 none .. 9 smallest); see benchmarks/kitti_c_build.py --png-levels",
+                },
             },
         },
     },
 }
 
-DEFAULT_SHARDS = {"max_samples": 1000, "max_bytes": "1GB"}
+DEFAULT_SHARDS = {"max_samples": 1000, "max_bytes": "1GB", "png_level": DEFAULT_PNG_LEVEL}
 # A catalog is small: more values than this (after YAML aliases are expanded) or deeper nesting is a
 # mistake or an alias bomb, refused before validation (which would repr the whole instance).
 MAX_CATALOG_VALUES = 100_000
@@ -66,6 +73,7 @@ MAX_CATALOG_DEPTH = 64
 class ShardLimits:
     max_samples: int
     max_bytes: int
+    png_level: int = DEFAULT_PNG_LEVEL
 
 
 @dataclass(frozen=True)
@@ -326,7 +334,7 @@ def load_catalog(path: str | Path, overrides: Iterable[str] = (), limit: int | N
         raise CatalogError(f"{source}: sources: builder '{builder.name}' needs {', '.join('sources.' + m for m in missing)}")
 
     shard_values = {**DEFAULT_SHARDS, **(document.get("shards") or {})}
-    shards = ShardLimits(shard_values["max_samples"], parse_size(shard_values["max_bytes"]))
+    shards = ShardLimits(shard_values["max_samples"], parse_size(shard_values["max_bytes"]), shard_values["png_level"])
     resolved = {
         "name": document["name"],
         "version": str(document["version"]),
@@ -337,7 +345,7 @@ def load_catalog(path: str | Path, overrides: Iterable[str] = (), limit: int | N
         "params": params,
         "sources": {name: str(p) for name, p in sources.items()},
         "splits": splits,
-        "shards": {"max_samples": shards.max_samples, "max_bytes": shards.max_bytes},
+        "shards": {"max_samples": shards.max_samples, "max_bytes": shards.max_bytes, "png_level": shards.png_level},
         **({"validate": document["validate"]} if "validate" in document else {}),
     }
     digest = hashlib.sha256(encode_json({"catalog": resolved, "limit": limit})).hexdigest()

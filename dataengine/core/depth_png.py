@@ -12,11 +12,13 @@ import io
 import numpy as np
 from PIL import Image
 
+from dataengine.core.png import DEFAULT_LEVEL as DEFAULT_PNG_LEVEL
+from dataengine.core.png import encode_png
+
 MM_PER_M = 1000.0
 KITTI_UNITS_PER_M = 256.0
 MAX_CODE = 65535
 MAX_DEPTH_M = MAX_CODE / MM_PER_M
-PNG_COMPRESS_LEVEL = 3
 UNITS_PER_M = {"depth": MM_PER_M, "depth_kitti": KITTI_UNITS_PER_M}  # member kind -> PNG codes per metre
 
 
@@ -35,12 +37,10 @@ def depth_to_codes(depth_m: np.ndarray, units_per_m: float = MM_PER_M) -> tuple[
     return codes, clipped
 
 
-def encode_depth_png(depth_m: np.ndarray, units_per_m: float = MM_PER_M) -> tuple[bytes, int]:
+def encode_depth_png(depth_m: np.ndarray, units_per_m: float = MM_PER_M, png_level: int = DEFAULT_PNG_LEVEL) -> tuple[bytes, int]:
     """Encode metres as a 16-bit PNG; returns (png bytes, number of clipped pixels)."""
     codes, clipped = depth_to_codes(depth_m, units_per_m)
-    buffer = io.BytesIO()
-    Image.fromarray(codes).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue(), clipped
+    return encode_png(codes, png_level), clipped
 
 
 def decode_depth_png(data: bytes, units_per_m: float = MM_PER_M) -> np.ndarray:

@@ -17,8 +17,9 @@ import numpy as np
 from PIL import Image
 
 from dataengine.core.depth_png import decode_depth_png, decode_kitti_depth_png
+from dataengine.core.png import DEFAULT_LEVEL as DEFAULT_PNG_LEVEL
+from dataengine.core.png import encode_png
 
-PNG_COMPRESS_LEVEL = 3
 JPEG_QUALITY = 95
 EXIF_ORIENTATION_TAG = 0x0112
 
@@ -133,29 +134,26 @@ def field_kind(name: str) -> FieldKind:
         raise ValueError(f"unknown member kind '{name}'; known kinds: {', '.join(KINDS)}") from None
 
 
-def encode_image(image: np.ndarray, ext: str = "png") -> bytes:
-    """Encode a uint8 HxWx3 (or HxW) array as PNG or JPEG with fixed settings (deterministic bytes)."""
+def encode_image(image: np.ndarray, ext: str = "png", png_level: int = DEFAULT_PNG_LEVEL) -> bytes:
+    """Encode a uint8 HxWx3 (or HxW) array as PNG (at `png_level`, the catalog's `shards.png_level`)
+    or JPEG with fixed settings (deterministic bytes)."""
     array = np.asarray(image)
-    if array.dtype != np.uint8 or array.ndim not in (2, 3):
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3)):
         raise ValueError(f"image must be uint8 HxW or HxWx3, got {array.dtype} {array.shape}")
-    buffer = io.BytesIO()
-    pil = Image.fromarray(array)
     if ext == "png":
-        pil.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    elif ext in ("jpg", "jpeg"):
-        pil.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
-    else:
+        return encode_png(array, png_level)
+    if ext not in ("jpg", "jpeg"):
         raise ValueError(f"image extension must be 'png' or 'jpg', got '{ext}'")
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     return buffer.getvalue()
 
 
-def encode_mask(mask: np.ndarray) -> bytes:
+def encode_mask(mask: np.ndarray, png_level: int = DEFAULT_PNG_LEVEL) -> bytes:
     """Encode an instance-id mask as an 8-bit PNG (16-bit when ids exceed 255)."""
     array = np.asarray(mask)
     array = array.astype(np.uint8) if array.max(initial=0) < 256 else array.astype(np.uint16)
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+    return encode_png(array, png_level)
 
 
 def encode_json(record: Any) -> bytes:

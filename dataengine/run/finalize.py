@@ -27,7 +27,7 @@ from dataengine.io.atomic import fsync_dir, write_json_atomic, write_jsonl_atomi
 from dataengine.run.worker import DONE_DIR, PARTS_DIR
 
 MANIFEST_FORMAT = "dataengine-release/1"
-RECORDED_PACKAGES = ("dataengine", "numpy", "pillow", "dask", "distributed", "webdataset", "datasets", "polars", "jsonschema")
+RECORDED_PACKAGES = ("dataengine", "numpy", "pillow", "dask", "distributed", "webdataset", "datasets", "polars", "jsonschema", "zlib-ng")
 
 
 class FinalizeError(RuntimeError):
