@@ -22,7 +22,8 @@ def contrast(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.n
     """Each channel's output is a function of its value: the float arithmetic runs on a 256-entry table
     per channel (the same operations, so the same result) and OpenCV applies it."""
     factor = np.float32(CONTRAST[severity - 1])
-    means = (image.mean(axis=(0, 1), dtype=np.float64) / 255).astype(np.float32)
+    # The channel sums of uint8 pixels are exact in float64 either way; OpenCV sums them 100x faster.
+    means = (np.array(cv2.sumElems(image)[: image.shape[2]]) / (image.shape[0] * image.shape[1]) / 255).astype(np.float32)
     x = np.repeat(np.arange(256, dtype=np.float32)[:, None], image.shape[2], axis=1)
     x *= np.float32(1 / 255)
     x -= means

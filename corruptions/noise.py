@@ -44,13 +44,15 @@ def shot_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np
 
 @register("impulse_noise", "noise", IMPULSE_AMOUNT, DATA_PROCESSING)
 def impulse_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    """Salt and pepper per channel value: a fraction `amount` flipped, half to 0 and half to 1."""
+    """Salt and pepper per channel value: a fraction `amount` flipped, half to 0 and half to 1.
+
+    One uniform u per value decides both: u < amount / 2 is salt, amount / 2 <= u < amount pepper.
+    """
     amount = IMPULSE_AMOUNT[severity - 1]
+    u = rng.random(image.shape, dtype=np.float32)
     out = image.copy()
-    flipped = rng.random(image.shape, dtype=np.float32) < amount
-    salted = rng.random(image.shape, dtype=np.float32) < 0.5
-    out[flipped & salted] = 255
-    out[flipped & ~salted] = 0
+    out[u < np.float32(amount)] = 0
+    out[u < np.float32(amount / 2)] = 255
     return out
 
 
