@@ -4,7 +4,13 @@ The published KITTI-C was made by RoboDepth's script: the reference corruption c
 frame, corruption by corruption, in one process, writing PNG files. Here both produce the full
 18 x 5 set (plus clean) of the same rendered KITTI frames at 640x192.
 
-    python -m benchmarks.kitti_c_build [--frames 4]
+First the floor: per source frame on one core, what PNG encoding of its 91 outputs, the random
+numbers the stochastic corruptions draw, and one memory pass per output cost by themselves; the
+1-worker build is compared with it. Then the builds (their shards must be byte-identical whatever
+the worker count), then `shards.png_level` 1, 3 and 6 (release size vs build time), then the
+reference script.
+
+    python -m benchmarks.kitti_c_build [--frames 16] [--no-reference] [--png-levels 1 3 6]
 """
 
 from __future__ import annotations
@@ -20,10 +26,16 @@ import yaml
 from PIL import Image
 
 from builders.fixtures import write_kitti_tree
+from builders.robustness.recipe import corrupted_output
 from corruptions import names
+from corruptions.blur import GLASS
 from corruptions.reference import load_reference
 from dataengine.api import build
-from dataengine.core.catalog import load_catalog
+from dataengine.core.catalog import DEFAULT_SHARDS, load_catalog
+from dataengine.core.png import encode_png
+from dataengine.release.reader import Release
+
+SIZE = (640, 192)
 
 
 def robodepth_style(image: Image.Image, name: str, severity: int) -> np.ndarray:
@@ -57,7 +69,7 @@ def reference_run(tree, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def our_run(tree, out: Path, workers: int) -> float:
+def our_run(tree, out: Path, workers: int, png_level: int = DEFAULT_SHARDS["png_level"]) -> tuple[float, Release]:
     document = {
         "name": "kitti-c",
         "version": "bench",
@@ -66,7 +78,7 @@ def our_run(tree, out: Path, workers: int) -> float:
         "params": {"corruptions": "kitti-c", "severities": [1, 2, 3, 4, 5]},
         "sources": {"root": str(tree.root), "split_file": str(tree.split_file), "gt_root": str(tree.gt_root)},
         "splits": {"test": {}},
-        "shards": {"max_samples": 700},
+        "shards": {"max_samples": 700, "png_level": png_level},
     }
     path = out / "kitti-c.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,26 +86,90 @@ def our_run(tree, out: Path, workers: int) -> float:
     started = time.perf_counter()
     result = build(load_catalog(path), out / "release", workers=workers, progress=False, echo=lambda message: None)
     assert result.status == "built"
-    return time.perf_counter() - started
+    return time.perf_counter() - started, Release.open(out / "release")
+
+
+def shard_hashes(release: Release) -> dict[str, str]:
+    return {shard.path: shard.sha256 for entry in release.manifest.splits.values() for shard in entry.shards}
+
+
+def release_bytes(release: Release) -> int:
+    return sum(entry.num_bytes for entry in release.manifest.splits.values())
+
+
+def best_of(function, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def floor_per_frame(tree, png_level: int) -> dict[str, float]:
+    """Seconds per source frame on one core for what no build can avoid: encoding its 91 PNGs, the
+    random numbers its stochastic corruptions draw, one memory pass per output."""
+    image = np.asarray(Image.open(tree.root / tree.lines[0]).convert("RGB").resize(SIZE, Image.Resampling.LANCZOS))
+    outputs = [image] + [corrupted_output(image, n, s, 2023, "floor") for n in names("kitti-c") for s in range(1, 6)]
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(0)
+    fog_map = (1 << (max(h, w) - 1).bit_length()) ** 2 * 4 // 3  # the diamond-square's new points
+    glass = sum(it * (h - 2 * d) * (w - 2 * d) * 2 for _, d, it in GLASS)
+
+    def draws() -> None:
+        for _ in range(5):
+            rng.standard_normal(image.shape, dtype=np.float32)  # gaussian_noise
+            rng.random(image.shape)  # shot_noise (one uniform per value)
+            rng.random(image.shape, dtype=np.float32)  # impulse_noise
+            rng.random(image.shape), rng.standard_normal(image.shape, dtype=np.float32)  # iso_noise
+            rng.random(image.shape), rng.standard_normal(image.shape, dtype=np.float32)  # dark
+            rng.standard_normal((h, w), dtype=np.float32)  # snow
+            rng.random(fog_map, dtype=np.float32)  # fog
+            rng.uniform(size=(2, h, w))  # elastic_transform
+        rng.integers(-4, 4, size=glass, dtype=np.int64)  # glass_blur, all five severities
+
+    return {
+        "png": best_of(lambda: [encode_png(out, png_level) for out in outputs]),
+        "random numbers": best_of(draws),
+        "memory passes": best_of(lambda: [out.copy() for out in outputs]),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=4, help="source frames (1242x375)")
+    parser.add_argument("--frames", type=int, default=16, help="source frames (1242x375)")
     parser.add_argument("--no-reference", action="store_true", help="time only our build (the reference takes minutes)")
+    parser.add_argument("--png-levels", type=int, nargs="*", default=[1, 3, 6], help="shards.png_level values to compare")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-kitti-c-", dir=".")).resolve()
     try:
         tree = write_kitti_tree(work / "kitti", frames_per_drive=args.frames, drives=1)
         load_reference()
-        one = our_run(tree, work / "ours1", 1)
-        two = our_run(tree, work / "ours2", 2)
         frames = len(tree.lines)
-        reference = None if args.no_reference else reference_run(tree, work / "reference")
+        level = DEFAULT_SHARDS["png_level"]
+        floor = floor_per_frame(tree, level)
+        one, release_one = our_run(tree, work / "ours1", 1)
+        two, release_two = our_run(tree, work / "ours2", 2)
+        identical = shard_hashes(release_one) == shard_hashes(release_two)
         print(f"{frames} KITTI frames -> clean + 18 x 5 corrupted at 640x192 ({frames * 91} images)")
-        print(f"  dataengine, 1 worker : {one:7.1f} s  {frames / one:.3f} source frames/s")
-        print(f"  dataengine, 2 workers: {two:7.1f} s  {frames / two:.3f} source frames/s  (speed-up {one / two:.2f}x)")
-        if reference is not None:
+        total_floor = sum(floor.values())
+        print(f"floor per source frame on one core (png_level {level}):")
+        for name, seconds in floor.items():
+            print(f"  {name:<15} {seconds:6.3f} s")
+        print(f"  {'total':<15} {total_floor:6.3f} s -> at most {1 / total_floor:.2f} frames/s per core")
+        print(f"  dataengine, 1 worker : {one:7.1f} s  {frames / one:.3f} source frames/s ({one / frames / total_floor:.1f}x the floor)")
+        print(f"  dataengine, 2 workers: {two:7.1f} s  {frames / two:.3f} source frames/s  (speed-up {one / two:.2f}x; goal >= 1.45/s)")
+        print(f"  shards byte-identical on 1 and 2 workers: {identical}")
+        if args.png_levels:
+            print("shards.png_level on 2 workers (size of the release vs build time):")
+            for png_level in args.png_levels:
+                seconds, release = (two, release_two) if png_level == level else our_run(tree, work / f"level{png_level}", 2, png_level)
+                size = release_bytes(release)
+                print(
+                    f"  level {png_level}: {seconds:6.1f} s  {frames / seconds:.3f} frames/s  {size / 2**20:7.1f} MiB ({size / frames / 2**20:.2f} MiB per frame)"
+                )
+        if not args.no_reference:
+            reference = reference_run(tree, work / "reference")
             print(f"  reference script (1 process): {reference:7.1f} s  {frames / reference:.3f} source frames/s")
             print(f"  wall-time ratio reference / dataengine: {reference / one:.1f}x on 1 worker, {reference / two:.1f}x on 2")
     finally:
