@@ -48,13 +48,15 @@ def report_progress(**counts: int) -> None:
 
 # Dask's default MALLOC_TRIM_THRESHOLD_=64KiB turns every large numpy temporary into an mmap/munmap
 # pair with fresh page faults (2x slower rendering here). Large thresholds keep arrays in the heap,
-# and one worker thread per process keeps BLAS/OpenMP from oversubscribing the cores.
+# and one worker thread per process keeps BLAS/OpenMP and OpenCV's own thread pool (one thread per
+# core by default: two workers on two cores ran four) from oversubscribing the cores.
 WORKER_ENVIRON = {
     "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
     "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
+    "OPENCV_FOR_THREADS_NUM": "1",
 }
 
 

@@ -61,6 +61,7 @@ def test_a_local_cluster_sets_the_worker_environment_only_in_the_workers(monkeyp
     try:
         seen = executor.client.run(lambda: (os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS")))
         assert list(seen.values()) == [("1", "7")]  # unset: one thread; set by the user: kept
+        assert list(executor.client.run(lambda: __import__("cv2").getNumThreads()).values()) == [1]
         assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "7"
     finally:
         executor.close()
