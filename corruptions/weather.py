@@ -58,7 +58,7 @@ def dark(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarr
     scale = 10 * SHOT_SCALE[severity - 1]
     rates = (stretched * DARK[severity - 1]).astype(np.float32) * np.float32(scale)
     y = poisson(image, scale, rng, rates=rates)
-    return add_gaussian(y, 0.1 * GAUSSIAN_SIGMA[severity - 1], rng) * 255
+    return add_gaussian(y, 0.1 * GAUSSIAN_SIGMA[severity - 1], rng)
 
 
 def _shifted_sum(a: np.ndarray, b: np.ndarray, axis: int, shift: int) -> np.ndarray:
