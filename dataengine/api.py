@@ -26,7 +26,7 @@ class BuiltRelease(Release):
     def __init__(self, result: BuildResult):
         opened = Release.open(result.out)
         super().__init__(opened.root, opened.manifest)
-        self.out: Path = result.out
+        self.out: Path | str = result.out  # a folder, or a store URL
         self.status: str = result.status  # "built" | "up-to-date"
         self.items: int = result.items  # planned items (after `limit`)
         self.failures: list[tuple[str, str]] = []
@@ -52,7 +52,8 @@ def build(
     echo: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> BuiltRelease:
     """Build a catalog (a path, a shipped catalog's name, or a loaded `BuildSpec`) into `out`
-    (default `releases/<name>`) and return the release; an interrupted build of the same catalog resumes.
+    (default `releases/<name>`; or an object store URL such as `s3://bucket/releases/name`) and return the
+    release; an interrupted build of the same catalog resumes.
 
     `workers`: local Dask worker processes (default: the cores; 0 runs in this process), or
     `scheduler`: the address of an existing Dask cluster. `limit` keeps the first N planned items of
@@ -67,7 +68,7 @@ def build(
         spec = catalog
     else:
         spec = load_catalog(resolve_catalog(catalog), overrides=overrides, limit=limit)
-    target = Path(out) if out is not None else Path("releases") / spec.name
+    target = out if out is not None else Path("releases") / spec.name
     result = run_build(
         spec,
         target,

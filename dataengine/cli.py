@@ -16,8 +16,21 @@ import click
 from dataengine.core.catalog import CatalogError, load_catalog
 from dataengine.core.plugins import CommandError
 from dataengine.core.resources import resolve_catalog
+from dataengine.io.store import is_store_url, local_or_url, redact
 
 T = TypeVar("T")
+
+
+class ReleaseLocation(click.Path):
+    """A release folder, which must exist, or an object store URL (`s3://bucket/releases/x`), kept as given."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, file_okay=False)
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if isinstance(value, str) and is_store_url(value):
+            return value
+        return super().convert(value, param, ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -43,7 +56,7 @@ def _run_build(
     retries: int = 2,
     errors: str = "skip",
     verify: bool = False,
-) -> Path:
+) -> Path | str:
     from dataengine.api import build
     from dataengine.run.build import BuildError, PartitionsFailed
 
@@ -59,8 +72,9 @@ def _run_build(
         spec = load_catalog(resolve_catalog(catalog), overrides=overrides, limit=limit)
     except (CatalogError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from None
-    out_path = Path(out or Path("releases") / spec.name)
-    click.echo(f"building {spec.name} {spec.version} ({spec.builder}) into {out_path}", err=True)
+    out_path = local_or_url(out) if out else Path("releases") / spec.name
+    shown = redact(str(out_path))
+    click.echo(f"building {spec.name} {spec.version} ({spec.builder}) into {shown}", err=True)
     try:
         result = build(
             spec,
@@ -78,14 +92,14 @@ def _run_build(
     except BuildError as exc:
         raise CommandError(str(exc)) from None
     except KeyboardInterrupt:
-        raise CommandError(f"interrupted; finished partitions are kept in {out_path}: rerun the same command to resume", code=130) from None
+        raise CommandError(f"interrupted; finished partitions are kept in {shown}: rerun the same command to resume", code=130) from None
     lengths = result.lengths
     counts = ", ".join(f"{split}: {count}" for split, count in lengths.items())
     if len(lengths) > 6:
         counts = f"{len(lengths)} splits, {len(result)} samples"
     state = "already complete" if result.status == "up-to-date" else "done"
     items = f"; from {result.items} planned items" if result.items != len(result) else ""
-    click.echo(f"{state}: {result.out}  ({counts}; rejects: {result.manifest.rejects_total}{items})")
+    click.echo(f"{state}: {redact(str(result.out))}  ({counts}; rejects: {result.manifest.rejects_total}{items})")
     if spec.limit is not None:
         click.echo(
             f"--limit {spec.limit} kept the first {spec.limit} planned items of each split: {result.items} items gave {len(result)} samples "
@@ -96,7 +110,9 @@ def _run_build(
 
 @cli.command()
 @click.argument("catalog")
-@click.option("--out", "-o", type=click.Path(file_okay=False), help="Release folder (default: releases/<name>).")
+@click.option(
+    "--out", "-o", type=click.Path(file_okay=False), help="Release folder or store URL, e.g. s3://bucket/name (default: releases/<name>)."
+)
 @click.option("--workers", "-w", type=int, help="Local Dask worker processes (default: number of cores; 0: this process, no Dask).")
 @click.option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://host:8786 (workers must see --out).")
 @click.option(
@@ -167,7 +183,7 @@ def demo(out: str, workers: int | None, force: bool) -> None:
 
 
 @cli.command()
-@click.argument("release", type=click.Path(exists=True, file_okay=False))
+@click.argument("release", type=ReleaseLocation())
 @click.option("--no-decode", is_flag=True, help="Skip decoding every image (hashes, counts, keys and schema only).")
 def verify(release: str, no_decode: bool) -> None:
     """Re-hash, re-count and decode every shard of RELEASE; exit 1 naming each problem."""
@@ -182,7 +198,7 @@ def verify(release: str, no_decode: bool) -> None:
     splits = Release.open(release).manifest.splits.values()
     total = sum(entry.num_samples for entry in splits)
     shards = sum(len(entry.shards) for entry in splits)
-    click.echo(f"OK {release}: {shards} shards, {total} samples, hashes, counts, keys, schema and decoding checked")
+    click.echo(f"OK {redact(release)}: {shards} shards, {total} samples, hashes, counts, keys, schema and decoding checked")
 
 
 @cli.command()
@@ -320,7 +336,7 @@ def depth_command(
 
 
 @cli.command()
-@click.argument("release", type=click.Path(exists=True, file_okay=False))
+@click.argument("release", type=ReleaseLocation())
 @click.option("--repo-id", required=True, help="The dataset repo, <user or org>/<name>.")
 @click.option("--revision", help="Branch to upload to (created if missing).")
 @click.option("--private", is_flag=True, help="Create the repo as private.")
@@ -332,22 +348,25 @@ def publish(release: str, repo_id: str, revision: str | None, private: bool, dry
     and the Hub reached, before anything else; the card names the repo (how to load it from the Hub).
     """
     from dataengine.publish.card import Location, refresh_card, release_card
-    from dataengine.publish.hub import PublishError, plan_upload
+    from dataengine.publish.hub import PublishError, local_copy, plan_upload
     from dataengine.publish.hub import publish as upload
 
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise CommandError(f"--repo-id {repo_id!r}: write it as <user or org>/<name>", code=1)
     location = Location(repo_id, revision)
     try:
-        if dry_run:
-            plan = plan_upload(release, repo_id)
-        else:
+        if not dry_run:
             _check_hub_access()
-            try:
-                refresh_card(release, location)
-            except (OSError, ValueError, tarfile.TarError):
-                pass  # a broken release: the upload's verify (next) names every problem and uploads nothing
-            plan = _talking_to_the_hub("the upload stopped", lambda: upload(release, repo_id, revision, private))
+        with local_copy(release) as folder:  # the folder itself, or a store's release copied locally
+            if dry_run:
+                plan = plan_upload(folder, repo_id)
+                card = release_card(folder, location, write=False)
+            else:
+                try:
+                    refresh_card(folder, location)
+                except (OSError, ValueError, tarfile.TarError):
+                    pass  # a broken release: the upload's verify (next) names every problem and uploads nothing
+                plan = _talking_to_the_hub("the upload stopped", lambda: upload(folder, repo_id, revision, private))
     except PublishError as exc:
         raise CommandError(str(exc), code=1) from None
     for path, size in plan.files:
@@ -357,7 +376,7 @@ def publish(release: str, repo_id: str, revision: str | None, private: bool, dry
         + (" (dry run: nothing uploaded)" if dry_run else "")
     )
     if dry_run:
-        click.echo("\n--- README.md (dataset card, as it will be uploaded) ---\n" + release_card(release, location, write=False))
+        click.echo("\n--- README.md (dataset card, as it will be uploaded) ---\n" + card)
 
 
 def _check_hub_access() -> None:

@@ -44,3 +44,45 @@ def tiny_release(tmp_path_factory, tiny_catalog) -> Path:
     result = build(load_catalog(tiny_catalog), out, workers=2, progress=False)
     assert result.status == "built"
     return out
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A local S3-compatible server (moto) on a free loopback port, with dummy credentials in the
+    environment (AWS_ENDPOINT_URL points s3fs at it; worker processes and subprocesses inherit it)."""
+    import os
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    names = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "dummy-secret-for-moto", "AWS_DEFAULT_REGION": "us-east-1"}
+    names["AWS_ENDPOINT_URL"] = endpoint
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint) -> str:
+    """A new, empty bucket on the local S3 server; returns `s3://<bucket>`."""
+    import uuid
+
+    import fsspec
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    fsspec.filesystem("s3").mkdir(name)
+    return f"s3://{name}"

@@ -32,7 +32,7 @@ from dataengine.core.catalog import BuildSpec, Partition
 from dataengine.core.depth_png import UNITS_PER_M, decode_source_depth, encode_depth_png
 from dataengine.core.fields import decode_member, encode_image, refuse_exif_orientation
 from dataengine.core.rejects import Reject
-from dataengine.io.paths import safe_relative
+from dataengine.io.paths import check_regular_file, safe_relative
 from dataengine.release.reader import Release
 
 CLEAN = "clean"
@@ -331,6 +331,7 @@ class KittiC(CorruptionSetBuilder):
             return rgb, gt_depth_array(str(spec.sources["gt_depths"]))[frame.depth]
         depth = spec.sources["gt_root"] / relative
         what = f"KITTI ground truth {depth}"
+        check_regular_file(depth, "KITTI ground truth")  # a FIFO or a device would block the read forever
         return rgb, decode_source_depth(depth.read_bytes(), spec.params["gt_png_scale"], what, KITTI_PLAUSIBLE_MAX_M)
 
 

@@ -21,7 +21,7 @@ from dataengine.core.builder import Builder, Context, Sample, register_builder
 from dataengine.core.catalog import BuildSpec, Partition
 from dataengine.core.fields import exif_orientation
 from dataengine.core.rejects import Reject
-from dataengine.io.paths import safe_relative
+from dataengine.io.paths import check_regular_file, safe_relative
 from dataengine.metrics.vqa_text import normalize_column
 
 PERSPECTIVES = ("rationale", "world_knowledge", "commonsense")  # also the order in which splits claim images
@@ -267,6 +267,7 @@ class VqaKnowledge(Builder):
         if root is not None:
             safe_relative(path.removeprefix(f"{root}/"), f"image of {item['id']}")
         try:
+            check_regular_file(path, "image")  # a FIFO or a device would block the read forever
             with open(path, "rb") as handle:
                 data = handle.read()
             with Image.open(io.BytesIO(data)) as image:

@@ -251,11 +251,11 @@ def read_aokvqa(path: Path, coco_root: Path | None) -> tuple[pl.LazyFrame, pl.La
 
 def _read_jsonl(path: Path, source: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     records, rejects = [], []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    for number, line in enumerate(Path(path).read_bytes().splitlines(), start=1):  # decoded per line: one bad byte loses one line
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line.decode("utf-8-sig"))
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
             records.append(record)

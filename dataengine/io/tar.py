@@ -137,8 +137,13 @@ class ShardWriter:
         return ShardRecord(str(self.path), self.num_samples, self._out.size, self._out.sha256.hexdigest())
 
     def abort(self) -> None:
-        self._out.close()
-        self.tmp_path.unlink(missing_ok=True)
+        """Drop the temporary file, also when closing it fails (a full disk cannot take the buffered rest)."""
+        try:
+            self._out.close()
+        except OSError:
+            pass
+        finally:
+            self.tmp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> ShardWriter:
         return self

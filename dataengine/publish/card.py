@@ -239,17 +239,20 @@ def _summary_section(summary: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-def write_thumbnails(out: Path, manifest: dict[str, Any], count: int = THUMBNAILS, write: bool = True) -> list[tuple[str, str]]:
+def write_thumbnails(
+    out: Path, manifest: dict[str, Any], count: int = THUMBNAILS, write: bool = True, shards_at: str | None = None
+) -> list[tuple[str, str]]:
     """`thumbnails/sample-<n>.png` for the first samples of the first split with samples: the image, and
     beside it the depth as a colour map (near is bright, no measurement black). Returns (file, caption);
-    `write=False` only names them."""
+    `write=False` only names them. Shards are read from `shards_at` (a store URL) when given, else `out`."""
     images = [name for name, kind in manifest["fields"].items() if kind == "image"]
     depths = [name for name, kind in manifest["fields"].items() if kind in UNITS_PER_M]
     shards = next((entry["shards"] for entry in manifest["splits"].values() if entry["num_samples"]), [])
     if not images or not shards:
         return []
     written = []
-    for number, (key, members) in enumerate(islice(read_samples(out / shards[0]["path"]), count)):
+    first = f"{shards_at}/{shards[0]['path']}" if shards_at else out / shards[0]["path"]
+    for number, (key, members) in enumerate(islice(read_samples(first), count)):
         file, caption = f"{THUMBNAILS_DIR}/sample-{number}.png", key + (f" ({images[0]}, {depths[0]})" if depths else "")
         written.append((file, caption))
         if not write:
@@ -288,9 +291,11 @@ def write_card(
     summary: dict[str, Any],
     builder: Builder,
     location: Location = Location(),
+    shards_at: str | None = None,
 ) -> None:
-    """README.md (and its thumbnails) of a release being finalised (a side file of `dataengine.run.finalize`)."""
-    write_text_atomic(out / "README.md", render_card(out, manifest, schema, summary, builder, location))
+    """README.md (and its thumbnails) of a release being finalised (a side file of `dataengine.run.finalize`;
+    `shards_at`: where its shards are read, when not in `out`)."""
+    write_text_atomic(out / "README.md", render_card(out, manifest, schema, summary, builder, location, shards_at=shards_at))
 
 
 def render_card(
@@ -301,9 +306,10 @@ def render_card(
     builder: Builder,
     location: Location = Location(),
     write: bool = True,
+    shards_at: str | None = None,
 ) -> str:
     """The card's text for the release in `out` (writing its thumbnails there unless `write=False`)."""
-    thumbnails = write_thumbnails(out, manifest, write=write)
+    thumbnails = write_thumbnails(out, manifest, write=write, shards_at=shards_at)
     text = card_text(manifest, schema, summary, builder.card_sections(manifest), builder.task_categories, location, thumbnails)
     validation = out / "validation.json"
     if validation.exists():  # written by `dataengine validate`

@@ -24,6 +24,7 @@ from dataengine.core.catalog import BuildSpec, Partition
 from dataengine.core.rejects import POLICIES, ErrorPolicy, Reject
 from dataengine.core.schema import SampleSchema
 from dataengine.io.atomic import PARTIAL_SUFFIX, fsync_dir, write_json_atomic
+from dataengine.io.store import local_or_url
 from dataengine.io.tar import sha256_file
 from dataengine.run.executor import DaskExecutor, Executor, Progress, create_executor
 from dataengine.run.finalize import MANIFEST_FORMAT, SideFile, finalize_release
@@ -48,7 +49,7 @@ class PartitionsFailed(BuildError):
 
 @dataclass
 class BuildResult:
-    out: Path
+    out: Path | str  # a local folder, or the URL of a release in an object store
     status: str  # "built" | "up-to-date" | "failed"
     manifest: dict[str, Any] | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -87,15 +88,23 @@ def existing_release_sha(out: Path) -> str | None:
     for marker, required in ((out / "manifest.json", {"format": MANIFEST_FORMAT}), (out / WORK_DIR / "build.json", {})):
         if marker.exists():
             try:
-                document = json.loads(marker.read_text())
-            except (OSError, ValueError):
+                return marker_sha(marker.read_bytes(), required)
+            except OSError:
                 return UNRECOGNISED
-            if not isinstance(document, dict) or not isinstance(document.get("catalog_sha256"), str):
-                return UNRECOGNISED
-            if any(document.get(name) != value for name, value in required.items()):
-                return UNRECOGNISED
-            return document["catalog_sha256"]
     return None
+
+
+def marker_sha(raw: bytes, required: dict[str, Any]) -> str:
+    """The catalog hash a release marker (manifest.json, .work/build.json) holds, or UNRECOGNISED."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return UNRECOGNISED
+    if not isinstance(document, dict) or not isinstance(document.get("catalog_sha256"), str):
+        return UNRECOGNISED
+    if any(document.get(name) != value for name, value in required.items()):
+        return UNRECOGNISED
+    return document["catalog_sha256"]
 
 
 def foreign_entries(out: Path) -> list[str]:
@@ -166,6 +175,9 @@ def damaged_shards(out: Path, manifest: dict[str, Any], verify: bool = False) ->
     for name in ("rejects.jsonl", "schema.json", "_info.json", "stats.json"):
         if not (out / name).is_file():
             problems.append(f"{name} is missing")
+    for name in ("schema.json", "_info.json", "stats.json", "README.md"):  # never empty when written whole (no card without api)
+        if (out / name).is_file() and (out / name).stat().st_size == 0:
+            problems.append(f"{name} is empty")
     for split, entry in manifest.get("splits", {}).items():
         if not (out / split / "sizes.json").is_file():
             problems.append(f"{split}/sizes.json is missing")
@@ -213,9 +225,8 @@ def done_partitions(work: Path, echo: Callable[[str], None]) -> set[str]:
     done = set()
     for path in sorted((work / DONE_DIR).glob("*.json")):
         try:
-            record = json.loads(path.read_bytes())
-            complete = isinstance(record, dict) and all(isinstance(record.get(k), list) for k in ("shards", "keys", "rejects"))
-        except (OSError, ValueError, RecursionError):
+            complete = complete_record(path.read_bytes()) is not None
+        except OSError:
             complete = False
         if complete:
             done.add(path.stem)
@@ -223,6 +234,16 @@ def done_partitions(work: Path, echo: Callable[[str], None]) -> set[str]:
             echo(f"the done record of partition {path.stem} is empty or unreadable; that partition is run again")
             path.unlink(missing_ok=True)
     return done
+
+
+def complete_record(raw: bytes) -> dict[str, Any] | None:
+    """A partition's done record, or None when it is empty, unreadable or incomplete."""
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    complete = isinstance(record, dict) and all(isinstance(record.get(k), list) for k in ("shards", "keys", "rejects"))
+    return record if complete else None
 
 
 def remove_stale_temporaries(work: Path) -> int:
@@ -252,12 +273,13 @@ def build(
 
     `workers` local worker processes (threads when `processes=False`, for builders defined in the
     calling process), or an existing cluster at `scheduler`. A finished release in `out` is checked
-    first (shard sizes; sha256 too with `verify`) and rebuilt when damaged.
+    first (shard sizes; sha256 too with `verify`) and rebuilt when damaged. `out` may be an object
+    store URL (`s3://bucket/releases/x`; `run.remote`), so workers on many machines need no shared folder.
     """
     if errors not in POLICIES:
         raise BuildError(f"errors={errors!r}: give one of {', '.join(POLICIES)}")
     started = time.perf_counter()
-    out = Path(out).resolve()
+    location = local_or_url(out)
     builder = create_builder(spec.builder)
     t0 = time.perf_counter()
     try:
@@ -276,6 +298,25 @@ def build(
     if len(set(ids)) != len(ids):
         raise BuildError(f"builder '{spec.builder}' planned duplicate partition ids")
     items = sum(len(p.items) for p in partitions)
+    if isinstance(location, str):
+        from dataengine.run.remote import StoreBuild  # imported here: it builds on this module
+
+        store_build = StoreBuild(spec, location, builder, partitions, collisions, echo)
+        return store_build.run(
+            workers=workers,
+            scheduler=scheduler,
+            processes=processes,
+            force=force,
+            verify=verify,
+            retries=retries,
+            errors=errors,
+            progress=progress,
+            side_files=side_files,
+            timings={"plan": plan_seconds},
+            started=started,
+            items=items,
+        )
+    out = location.resolve()
 
     # Checks first, then the executor (a scheduler that cannot be reached is reported before any
     # file is touched), then the folder is prepared.
@@ -322,9 +363,9 @@ def build(
         run_seconds = 0.0
         if executor is not None:
             t0 = time.perf_counter()
-            finished = [p for p in partitions if p.id in done]
-            failures = _run_partitions(
-                spec, partitions, finished, pending, work, executor, retries, progress, echo, errors, planned_rejects
+            finished = [json.loads((work / DONE_DIR / f"{p.id}.json").read_text()) for p in partitions if p.id in done]
+            failures = run_partitions(
+                spec, partitions, finished, pending, str(work), executor, retries, progress, echo, errors, planned_rejects
             )
             run_seconds = time.perf_counter() - t0
     finally:
@@ -340,16 +381,22 @@ def build(
     if unfinished:
         raise BuildError(f"{len(unfinished)} partition(s) have no result ({', '.join(unfinished[:5])}); rerun the same command to resume")
     timings = {"plan": plan_seconds, "run": run_seconds}
-    manifest = finalize_release(out, work, spec, builder, partitions, timings, started, side_files, planned_rejects)
+    try:
+        manifest = finalize_release(out, work, spec, builder, partitions, timings, started, side_files, planned_rejects)
+    except OSError as exc:  # a full disk, a folder gone read-only: the partitions are kept, the manifest not written
+        raise BuildError(
+            f"cannot finish the release in {out}: {exc.strerror or exc}"
+            f"{f' ({exc.filename})' if exc.filename else ''}; fix that and rerun the same command to finish it"
+        ) from None
     return BuildResult(out, "built", manifest, items=items)
 
 
-def _run_partitions(
+def run_partitions(
     spec: BuildSpec,
     partitions: list[Partition],
-    finished: list[Partition],
+    finished: list[dict[str, Any]],
     pending: list[Partition],
-    work: Path,
+    work: str,
     executor: Executor,
     retries: int,
     progress: bool,
@@ -358,6 +405,8 @@ def _run_partitions(
     planned_rejects: Sequence[Any] = (),
 ) -> list[tuple[str, str]]:
     """Run the pending partitions on the executor; returns (partition id, error) of those that failed.
+    `finished` are the done records of the partitions a resumed build already holds; `work` is the
+    work folder (or its store URL) the workers write to.
 
     The bar counts planned items as each worker gets through them; its counters start from what a
     resumed build already holds and the rejects made while planning, so they end at the summary's numbers.
@@ -365,15 +414,15 @@ def _run_partitions(
     if isinstance(executor, DaskExecutor):
         echo(f"Dask dashboard: {executor.dashboard}")
     counters = {"written": 0, "rejected": len(planned_rejects), "shards": 0}
-    for part in finished:
-        record = json.loads((work / DONE_DIR / f"{part.id}.json").read_text())
+    for record in finished:
         counters["written"] += len(record["keys"])
         counters["rejected"] += len(record["rejects"])
         counters["shards"] += len(record["shards"])
     total = sum(len(p.items) for p in partitions)
-    bar = Progress(total, "item", initial=sum(len(p.items) for p in finished), enabled=progress, counters=counters)
+    done = {record["partition"] for record in finished}
+    bar = Progress(total, "item", initial=sum(len(p.items) for p in partitions if p.id in done), enabled=progress, counters=counters)
     failures: list[tuple[str, str]] = []
-    task = partial(run_partition, spec, work_dir=str(work), errors=errors)
+    task = partial(run_partition, spec, work_dir=work, errors=errors)
 
     def running(part: Partition, counts: dict[str, int]) -> None:
         bar.report(part.id, counts.get("items", 0), written=counts.get("written", 0), rejected=counts.get("rejected", 0))

@@ -48,7 +48,12 @@ def shard_name(spec: BuildSpec, split: str, number: int) -> str:
     return f"{split}/{spec.name}-{number:06d}.tar"
 
 
-SideFile = Callable[[Path, dict[str, Any], SampleSchema, dict[str, Any], Builder], None]
+# (out, manifest, schema, summary, builder); a store build adds `shards_at=`, the URL its shards are
+# read from (`out` is then a local staging folder for the side files).
+SideFile = Callable[..., None]
+# (part shard file, final path relative to the release, its bytes, partition id): a store build's
+# way of moving a part shard to its final name; raises FinalizeError when neither exists.
+PlaceShard = Callable[[str, str, int, str], None]
 
 
 def finalize_release(
@@ -61,11 +66,14 @@ def finalize_release(
     started: float,
     side_files: Sequence[SideFile] = (),
     planned_rejects: Sequence[Reject] | None = None,
+    place: PlaceShard | None = None,
+    shards_at: str | None = None,
 ) -> dict[str, Any]:
     """Move part shards to their final names (idempotent) and write every side file.
 
     `side_files` write what upper layers add (the dataset card) before the manifest commits the release;
-    `planned_rejects` are the builder's planning rejects when the caller already has them.
+    `planned_rejects` are the builder's planning rejects when the caller already has them. A store
+    build passes `place` (shards stay in the store) and `shards_at`, the URL side files read shards from.
     """
     t0 = time.perf_counter()
     records = [json.loads((work / DONE_DIR / f"{part.id}.json").read_text()) for part in partitions]
@@ -82,7 +90,9 @@ def finalize_release(
             relative = shard_name(spec, split, numbers[split])
             numbers[split] += 1
             source, target = work / PARTS_DIR / shard["file"], out / relative
-            if source.exists():
+            if place is not None:
+                place(shard["file"], relative, shard["num_bytes"], record["partition"])
+            elif source.exists():
                 os.replace(source, target)
             elif not target.exists() or target.stat().st_size != shard["num_bytes"]:
                 raise FinalizeError(f"shard {shard['file']} of partition {record['partition']} is missing; rebuild with --force")
@@ -123,7 +133,7 @@ def finalize_release(
     _write_consumer_indexes(out, spec, splits)
     summary = builder.summary(spec)
     for side_file in side_files:
-        side_file(out, manifest, schema, summary, builder)
+        side_file(out, manifest, schema, summary, builder, **({"shards_at": shards_at} if shards_at else {}))
     stats = _stats(records, builder, timings, time.perf_counter() - t0, started)
     if summary:
         stats["dataset"] = summary

@@ -1,11 +1,16 @@
 """The worker side of a build: run one partition through its builder, check, and write its shards.
 
 Runs inside a Dask worker process. Its output is a set of part shards and a `done` record, both
-published atomically, so a partition is either completely done or not at all.
+published atomically, so a partition is either completely done or not at all. For a build into an
+object store (`work_dir` a URL) the shards are written to a local temporary folder and each finished
+one is uploaded as a whole object; the done record, uploaded after them, commits the partition.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +22,7 @@ from dataengine.core.fields import encode_json
 from dataengine.core.rejects import ErrorPolicy, RejectSink
 from dataengine.core.schema import SampleSchema, SchemaError
 from dataengine.io.atomic import PARTIAL_SUFFIX, write_json_atomic
+from dataengine.io.store import Store, is_store_url
 from dataengine.io.tar import ShardError, ShardWriter, check_key
 from dataengine.run.executor import report_progress
 
@@ -66,8 +72,22 @@ def run_partition(spec: BuildSpec, part: Partition, work_dir: str, errors: Error
     (debugging a builder); the default records it in rejects.jsonl and goes on.
     """
     started = time.perf_counter()
-    work = Path(work_dir)
-    clear_partition(work, part.id)
+    store = Store(work_dir) if is_store_url(work_dir) else None
+    if store is not None:  # what an earlier attempt uploaded is overwritten, or never named by a done record
+        work = Path(tempfile.mkdtemp(prefix=f"dataengine-{part.id}-"))
+    else:
+        work = Path(work_dir)
+        clear_partition(work, part.id)
+    try:
+        return _run_partition(spec, part, work, store, errors, started)
+    finally:
+        if store is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_partition(
+    spec: BuildSpec, part: Partition, work: Path, store: Store | None, errors: ErrorPolicy, started: float
+) -> dict[str, Any]:
     builder = cached_builder(spec.builder)
     schema = cached_schema(builder.sample_kind)
     fields = builder.fields(spec)
@@ -110,13 +130,13 @@ def run_partition(spec: BuildSpec, part: Partition, work_dir: str, errors: Error
             seen.add(key)
             keys.append(key)
             if writer.num_samples >= spec.shards.max_samples or writer.num_bytes >= spec.shards.max_bytes:
-                shards.append(_finish(writer))
+                shards.append(_finish(writer, store))
                 writer = None
             ctx.timings["validate"] += t1 - t0
             ctx.timings["write"] += time.perf_counter() - t1
         if writer is not None:
             t1 = time.perf_counter()
-            shards.append(_finish(writer))
+            shards.append(_finish(writer, store))
             ctx.timings["write"] += time.perf_counter() - t1
             writer = None
     finally:
@@ -136,10 +156,16 @@ def run_partition(spec: BuildSpec, part: Partition, work_dir: str, errors: Error
         "counters": dict(ctx.counters),
         "timings": dict(ctx.timings),
     }
-    write_json_atomic(work / DONE_DIR / f"{part.id}.json", record)
+    if store is None:
+        write_json_atomic(work / DONE_DIR / f"{part.id}.json", record)
+    else:  # after every shard: the record's PUT commits the partition
+        store.put_bytes(f"{DONE_DIR}/{part.id}.json", json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
     return {"partition": part.id, "items": len(part.items), "samples": len(keys), "rejects": len(ctx.rejects), "shards": len(shards)}
 
 
-def _finish(writer: ShardWriter) -> dict[str, Any]:
+def _finish(writer: ShardWriter, store: Store | None = None) -> dict[str, Any]:
     shard = writer.close()
+    if store is not None:  # upload the finished part shard whole, then free the local disk
+        store.put_file(shard.path, f"{PARTS_DIR}/{Path(shard.path).name}")
+        Path(shard.path).unlink()
     return {"file": Path(shard.path).name, "num_samples": shard.num_samples, "num_bytes": shard.num_bytes, "sha256": shard.sha256}
