@@ -162,7 +162,7 @@ def main() -> None:
         print(f"  shards byte-identical on 1 and 2 workers: {identical}")
         if args.png_levels:
             print("shards.png_level on 2 workers (size of the release vs build time):")
-            for png_level in args.png_levels:
+            for png_level in sorted({*args.png_levels, level}):
                 seconds, release = (two, release_two) if png_level == level else our_run(tree, work / f"level{png_level}", 2, png_level)
                 size = release_bytes(release)
                 print(
