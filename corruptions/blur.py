@@ -8,6 +8,7 @@ import numpy as np
 from corruptions.filters import clipped_zoom, gaussian
 from corruptions.filters import motion_blur as motion
 from corruptions.glass import swap_sweeps
+from corruptions.output import to_uint8, unit_to_uint8
 from corruptions.registry import SENSOR_MOVEMENT, register
 
 DEFOCUS = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
@@ -31,7 +32,7 @@ def disk(radius: int, alias_blur: float) -> np.ndarray:
 def defocus_blur(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     radius, alias = DEFOCUS[severity - 1]
     x = image.astype(np.float32) * np.float32(1 / 255)
-    return np.clip(cv2.filter2D(x, -1, nonzero_core(disk(radius, alias))), 0, 1) * 255
+    return unit_to_uint8(cv2.filter2D(x, -1, nonzero_core(disk(radius, alias))))
 
 
 def nonzero_core(kernel: np.ndarray) -> np.ndarray:
@@ -55,14 +56,14 @@ def glass_blur(image: np.ndarray, severity: int, rng: np.random.Generator) -> np
     # One (dx, dy) pair per visited pixel, drawn up front in visiting order.
     offsets = rng.integers(-delta, delta, size=(iterations, rows, cols, 2), dtype=np.int64)
     swap_sweeps(x, offsets, delta)
-    return np.clip(gaussian(x.astype(np.float32) * np.float32(1 / 255), sigma), 0, 1) * 255
+    return unit_to_uint8(gaussian(x.astype(np.float32) * np.float32(1 / 255), sigma))
 
 
 @register("motion_blur", "blur", MOTION, SENSOR_MOVEMENT)
 def motion_blur(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     radius, sigma = MOTION[severity - 1]
     angle = rng.uniform(-45, 45)
-    return np.clip(motion(image, radius, sigma, angle), 0, 255)
+    return to_uint8(motion(image, radius, sigma, angle))
 
 
 def zoom_factors(severity: int) -> np.ndarray:
@@ -77,7 +78,7 @@ def zoom_blur(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.
     out = np.zeros_like(x)
     for factor in factors:
         out += clipped_zoom(x, factor)
-    return np.clip((x + out) / (len(factors) + 1), 0, 1) * 255
+    return unit_to_uint8((x + out) / np.float32(len(factors) + 1))
 
 
 @register("gaussian_blur", "blur", GAUSSIAN_SIGMA, stochastic=False)

@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from corruptions.filters import gaussian
+from corruptions.output import unit_to_uint8
 from corruptions.registry import DATA_PROCESSING, SENSOR_MOVEMENT, WEATHER_LIGHTING, register
 
 CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
@@ -59,7 +60,7 @@ def apply_displacement(image: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.
 @register("elastic_transform", "digital", ELASTIC_ALPHA, SENSOR_MOVEMENT)
 def elastic_transform(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     dx, dy = elastic_field(image.shape[:2], severity, rng)
-    return np.clip(apply_displacement(image, dx, dy), 0, 1) * 255
+    return unit_to_uint8(apply_displacement(image, dx, dy))
 
 
 @register("pixelate", "digital", PIXELATE, DATA_PROCESSING, stochastic=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from corruptions.output import unit_to_uint8
 from corruptions.poisson import poisson_by_value
 from corruptions.registry import DATA_PROCESSING, register
 
@@ -50,7 +51,7 @@ def gaussian_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -
 
 @register("shot_noise", "noise", SHOT_SCALE, DATA_PROCESSING)
 def shot_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    return poisson(image, SHOT_SCALE[severity - 1], rng) * 255
+    return unit_to_uint8(poisson(image, SHOT_SCALE[severity - 1], rng))
 
 
 @register("impulse_noise", "noise", IMPULSE_AMOUNT, DATA_PROCESSING)
@@ -60,11 +61,17 @@ def impulse_noise(image: np.ndarray, severity: int, rng: np.random.Generator) ->
     One uniform u per value decides both: u < amount / 2 is salt, amount / 2 <= u < amount pepper.
     """
     amount = IMPULSE_AMOUNT[severity - 1]
-    u = rng.random(image.shape, dtype=np.float32)
-    out = image.copy()
-    out[u < np.float32(amount)] = 0
-    out[u < np.float32(amount / 2)] = 255
-    return out
+    u = rng.random(image.size, dtype=np.float32)
+    out = np.empty(image.size, dtype=np.uint8)
+    _salt_and_pepper(np.ascontiguousarray(image).reshape(-1), u, np.float32(amount), out)
+    return out.reshape(image.shape)
+
+
+@njit(cache=True, nogil=True)
+def _salt_and_pepper(image: np.ndarray, u: np.ndarray, amount: np.float32, out: np.ndarray) -> None:
+    half = amount / np.float32(2)
+    for i in range(image.size):
+        out[i] = 255 if u[i] < half else (0 if u[i] < amount else image[i])
 
 
 @register("speckle_noise", "noise", SPECKLE_SCALE)

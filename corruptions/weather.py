@@ -12,6 +12,7 @@ import numpy as np
 
 from corruptions.filters import clipped_zoom, gaussian, motion_blur
 from corruptions.noise import GAUSSIAN_SIGMA, SHOT_SCALE, add_gaussian, poisson, unit
+from corruptions.output import to_uint8, unit_to_uint8
 from corruptions.registry import WEATHER_LIGHTING, register
 
 BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -43,7 +44,7 @@ def brightness(image: np.ndarray, severity: int, rng: np.random.Generator) -> np
     boosted = np.minimum(value + np.float32(BRIGHTNESS[severity - 1]), 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(value > 0, x * (boosted / value), boosted)  # black has no hue: it turns grey
-    return np.clip(out, 0, 1) * 255
+    return unit_to_uint8(out)
 
 
 @register("dark", "weather", DARK, WEATHER_LIGHTING)
@@ -123,7 +124,7 @@ def fog(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarra
     x = unit(image)
     peak = x.max()
     x += np.float32(strength) * plasma_fractal(mapsize, decay, rng)[:h, :w, None]
-    return np.clip(x * peak / (peak + strength), 0, 1) * 255
+    return unit_to_uint8(x * peak / (peak + strength))
 
 
 def frost_texture_dir() -> Path:
@@ -164,7 +165,7 @@ def frost(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndar
     top = int(rng.integers(0, max(texture.shape[0] - h, 1)))
     left = int(rng.integers(0, max(texture.shape[1] - w, 1)))
     crop = texture[top : top + h, left : left + w, ::-1].astype(np.float32)  # BGR -> RGB
-    return np.clip(np.float32(image_weight) * image + np.float32(frost_weight) * crop, 0, 255)
+    return to_uint8(np.float32(image_weight) * image + np.float32(frost_weight) * crop)
 
 
 @register("snow", "weather", SNOW, WEATHER_LIGHTING)
@@ -178,7 +179,7 @@ def snow(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarr
     flakes = (np.round(flakes * 255).astype(np.uint8).astype(np.float32) / 255)[..., None]
     grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None]
     x = blend * x + (1 - blend) * np.maximum(x, grey * 1.5 + 0.5)
-    return np.clip(x + flakes + np.rot90(flakes, k=2), 0, 1) * 255
+    return unit_to_uint8(x + flakes + np.rot90(flakes, k=2))
 
 
 @register("spatter", "weather", SPATTER)
