@@ -3,6 +3,7 @@
 - `gaussian`: scikit-image's `filters.gaussian` (mode 'nearest', truncate 4) via cv2.GaussianBlur.
 - `clipped_zoom`: the reference's centre crop + `scipy.ndimage.zoom(order=1)` + crop, as one warp.
 - `motion_blur`: the reference's sum of edge-replicated shifts, as one 2-D correlation kernel.
+- `nonzero_core`: a kernel without its all-zero border (the same correlation, cheaper).
 """
 
 from __future__ import annotations
@@ -62,5 +63,17 @@ def motion_kernel(radius: int, sigma: float, angle_deg: float, shape: tuple[int,
 
 def motion_blur(image: np.ndarray, radius: int, sigma: float, angle_deg: float) -> np.ndarray:
     """Blur along a line at `angle_deg`, replicating edges (float32 out)."""
-    kernel = motion_kernel(radius, sigma, angle_deg, image.shape[:2])
+    kernel = nonzero_core(motion_kernel(radius, sigma, angle_deg, image.shape[:2]))
     return cv2.filter2D(image.astype(np.float32), -1, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def nonzero_core(kernel: np.ndarray) -> np.ndarray:
+    """The kernel without its all-zero border rows and columns, kept centred (same correlation): the
+    small disks of defocus severities 1-2 sit in a 17x17 frame (OpenCV filters a 9x9 kernel 4x
+    faster), a motion line at -10 degrees in a 63x63 one (11x61 is enough)."""
+    rows = np.flatnonzero(kernel.any(axis=1))
+    cols = np.flatnonzero(kernel.any(axis=0))
+    centre_r, centre_c = kernel.shape[0] // 2, kernel.shape[1] // 2
+    reach_r = max(centre_r - rows[0], rows[-1] - centre_r)
+    reach_c = max(centre_c - cols[0], cols[-1] - centre_c)
+    return kernel[centre_r - reach_r : centre_r + reach_r + 1, centre_c - reach_c : centre_c + reach_c + 1]
