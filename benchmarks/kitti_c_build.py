@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from benchmarks.corruptions import timed
 from builders.fixtures import write_kitti_tree
 from builders.robustness.recipe import corrupted_output
 from corruptions import names
@@ -97,15 +98,6 @@ def release_bytes(release: Release) -> int:
     return sum(entry.num_bytes for entry in release.manifest.splits.values())
 
 
-def best_of(function, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def floor_per_frame(tree, png_level: int) -> dict[str, float]:
     """Seconds per source frame on one core for what no build can avoid: encoding its 91 PNGs, the
     random numbers its stochastic corruptions draw, one memory pass per output."""
@@ -129,9 +121,9 @@ def floor_per_frame(tree, png_level: int) -> dict[str, float]:
         rng.integers(-4, 4, size=glass, dtype=np.int64)  # glass_blur, all five severities
 
     return {
-        "png": best_of(lambda: [encode_png(out, png_level) for out in outputs]),
-        "random numbers": best_of(draws),
-        "memory passes": best_of(lambda: [out.copy() for out in outputs]),
+        "png": timed(lambda: [encode_png(out, png_level) for out in outputs], 3),
+        "random numbers": timed(draws, 3),
+        "memory passes": timed(lambda: [out.copy() for out in outputs], 3),
     }
 
 

@@ -136,6 +136,29 @@ def check_writable(out: Path) -> None:
         raise BuildError(f"--out {out}: cannot write in {folder} ({exc.strerror}); choose a folder you can write to") from None
 
 
+def check_marker(existing: str | None, spec: BuildSpec, shown: str, force: bool, place: str) -> None:
+    """Refuse a non-empty `--out` (a folder or a store prefix) that holds no release, one dataengine
+    did not write, or a different release without `force`."""
+    if existing is None:
+        raise BuildError(f"--out {shown} is not empty and holds no dataengine release; choose a new or empty {place}")
+    if existing == UNRECOGNISED:
+        raise BuildError(
+            f"--out {shown} holds a manifest.json (or .work/build.json) that dataengine did not write or cannot read; "
+            f"it is never replaced, even with --force: choose a new or empty {place}"
+        )
+    if existing != spec.sha256 and not force:
+        raise BuildError(
+            f"--out {shown} holds a different release (catalog sha256 {existing[:12]}, this one {spec.sha256[:12]}); "
+            "pass --force to replace it, or choose another --out"
+        )
+
+
+def report_failures(failures: list[tuple[str, str]], retries: int, echo: Callable[[str], None]) -> None:
+    for part_id, error in failures:
+        echo(f"partition {part_id} failed after {retries} retries: {error}")
+    echo(f"{len(failures)} partition(s) failed; the others are kept. Fix the cause and rerun the same command to resume.")
+
+
 def check_output(out: Path, spec: BuildSpec, force: bool) -> bool:
     """Refuse an unwritable folder, and to mix two releases in one folder (leaving nothing behind);
     True when `force` will replace the release there, which it only does for a folder holding a
@@ -145,19 +168,7 @@ def check_output(out: Path, spec: BuildSpec, force: bool) -> bool:
     check_writable(out)
     if not out.exists() or not any(out.iterdir()):
         return False
-    existing = existing_release_sha(out)
-    if existing is None:
-        raise BuildError(f"--out {out} is not empty and holds no dataengine release; choose a new or empty folder")
-    if existing == UNRECOGNISED:
-        raise BuildError(
-            f"--out {out} holds a manifest.json (or .work/build.json) that dataengine did not write or cannot read; "
-            "it is never replaced, even with --force: choose a new or empty folder"
-        )
-    if existing != spec.sha256 and not force:
-        raise BuildError(
-            f"--out {out} holds a different release (catalog sha256 {existing[:12]}, this one {spec.sha256[:12]}); "
-            "pass --force to replace it, or choose another --out"
-        )
+    check_marker(existing_release_sha(out), spec, str(out), force, "folder")
     if force:
         foreign = foreign_entries(out)
         if foreign:
@@ -372,9 +383,7 @@ def build(
         if executor is not None:
             executor.close()
     if failures:
-        for part_id, error in failures:
-            echo(f"partition {part_id} failed after {retries} retries: {error}")
-        echo(f"{len(failures)} partition(s) failed; the others are kept. Fix the cause and rerun the same command to resume.")
+        report_failures(failures, retries, echo)
         return BuildResult(out, "failed", failures=failures, items=items)
 
     unfinished = [p.id for p in partitions if not (work / DONE_DIR / f"{p.id}.json").exists()]

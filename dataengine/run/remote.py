@@ -29,8 +29,10 @@ from dataengine.run.build import (
     WORK_DIR,
     BuildError,
     BuildResult,
+    check_marker,
     complete_record,
     marker_sha,
+    report_failures,
     run_partitions,
 )
 from dataengine.run.executor import create_executor
@@ -128,9 +130,7 @@ class StoreBuild:
             if executor is not None:
                 executor.close()
         if failures:
-            for part_id, error in failures:
-                echo(f"partition {part_id} failed after {retries} retries: {error}")
-            echo(f"{len(failures)} partition(s) failed; the others are kept. Fix the cause and rerun the same command to resume.")
+            report_failures(failures, retries, echo)
             return BuildResult(self.url, "failed", failures=failures, items=items)
         committed = set(store.files(f"{WORK_DIR}/{DONE_DIR}"))
         unfinished = [p.id for p in self.partitions if f"{WORK_DIR}/{DONE_DIR}/{p.id}.json" not in committed]
@@ -170,18 +170,7 @@ class StoreBuild:
             return False
         out, spec = self.shown, self.spec
         existing = self.release_sha(files)
-        if existing is None:
-            raise BuildError(f"--out {out} is not empty and holds no dataengine release; choose a new or empty prefix")
-        if existing == UNRECOGNISED:
-            raise BuildError(
-                f"--out {out} holds a manifest.json (or .work/build.json) that dataengine did not write or cannot read; "
-                "it is never replaced, even with --force: choose a new or empty prefix"
-            )
-        if existing != spec.sha256 and not force:
-            raise BuildError(
-                f"--out {out} holds a different release (catalog sha256 {existing[:12]}, this one {spec.sha256[:12]}); "
-                "pass --force to replace it, or choose another --out"
-            )
+        check_marker(existing, spec, out, force, "prefix")
         if force:
             foreign = self.foreign_entries(files)
             if foreign:
