@@ -136,18 +136,18 @@ def read_records(path: Path, fmt: str) -> tuple[list[dict[str, Any]], list[Rejec
     rejects: list[Reject] = []
     if fmt == "llava_cot":
         raw: list[Any] = []
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        for number, line in enumerate(path.read_bytes().splitlines(), 1):  # decoded per line: one bad byte loses one line
             if not line.strip():
                 continue
             try:
-                raw.append(json.loads(line))
-            except json.JSONDecodeError as exc:
+                raw.append(json.loads(line.decode("utf-8-sig")))
+            except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for a line that is not UTF-8
                 rejects.append(
                     Reject(
                         key=f"{fmt}:line{number}",
                         source=f"{path}:{number}",
                         code="malformed_record",
-                        reason=f"malformed JSON line: {exc.msg}",
+                        reason=f"malformed JSON line: {getattr(exc, 'msg', None) or exc}",
                     )
                 )
                 raw.append(None)

@@ -15,6 +15,7 @@ import dataengine
 from builders.fixtures import write_ssr_sources
 from builders.ssr import rationale
 from builders.ssr.scenes import analytic_extent
+from builders.ssr.sources import read_records
 from dataengine.api import build
 from dataengine.cli import cli
 from dataengine.release.verify import verify_release
@@ -238,3 +239,16 @@ def test_malformed_boxes_and_a_bad_calibration_are_rejects(tmp_path, ssr_root):
     on_the_pair = [r for r in rejects.values() if r["source"] == "middlebury/motorcycle/im0.png"]
     assert on_the_pair and all("is not a Middlebury calibration" in r["reason"] for r in on_the_pair)
     assert all(r["source"]["id"] != "llava_cot:llava-moto" for r in _records(tmp_path / "release"))
+
+
+def test_a_line_that_is_not_utf8_is_one_reject_and_the_others_are_kept(tmp_path, ssr_root):
+    root = tmp_path / "src"
+    shutil.copytree(ssr_root, root)
+    lines = (root / "llava_cot.jsonl").read_bytes().splitlines()
+    (root / "llava_cot.jsonl").write_bytes(b"\n".join([lines[0], b'{"id": "caf\xe9"}', *lines[1:]]) + b"\n")
+    records, rejects = read_records(root / "llava_cot.jsonl", "llava_cot")
+    clean, clean_rejects = read_records(ssr_root / "llava_cot.jsonl", "llava_cot")
+    assert [r["id"] for r in records] == [r["id"] for r in clean]
+    [bad] = [r for r in rejects if r.source.endswith(":2")]
+    assert bad.code == "malformed_record" and "utf-8" in bad.reason
+    assert len(rejects) == len(clean_rejects) + 1
