@@ -1,8 +1,9 @@
 """Soak: a 100,000-sample scenes build (small images) with bounded memory and steady throughput.
 
-Every second a sampler thread records the summed RSS of this process and its Dask workers and how
-many samples the finished partitions hold (their `done` records). The build is cut into tenths by
-samples done; for each tenth it prints the throughput and the peak RSS. Steady means the last
+Every second a sampler thread records the summed RSS of this process and its Dask workers (and of
+this process, the client, alone) and how many samples the finished partitions hold (their `done`
+records). The build is cut into tenths by samples done; for each tenth it prints the throughput
+and the peak RSS. Steady means the last
 tenths run as fast as the first ones and memory does not grow with the number of samples written:
 the ratios last / first are printed.
 
@@ -19,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from benchmarks.bench_build import spec_for
 from benchmarks.tree_rss import PeakTreeRSS
 from dataengine.api import build
@@ -32,7 +35,7 @@ class Sampler(threading.Thread):
     def __init__(self, done_dir: Path, interval: float = 1.0):
         super().__init__(daemon=True)
         self.done_dir, self.interval = done_dir, interval
-        self.rows: list[tuple[float, int, int]] = []
+        self.rows: list[tuple[float, int, int, int]] = []  # seconds, samples done, tree RSS, this process's RSS
         self.stop = threading.Event()
         self.rss = PeakTreeRSS()
         self.counted: dict[str, int] = {}
@@ -49,12 +52,12 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         started = time.perf_counter()
         while not self.stop.is_set():
-            self.rows.append((time.perf_counter() - started, self.samples_done(), self.rss._sample()))
+            self.rows.append((time.perf_counter() - started, self.samples_done(), self.rss._sample(), psutil.Process().memory_info().rss))
             self.stop.wait(self.interval)
 
 
-def tenths(rows: list[tuple[float, int, int]], total: int) -> list[tuple[float, int]]:
-    """(samples/s, peak RSS) in each tenth of the samples."""
+def tenths(rows: list[tuple[float, int, int, int]], total: int) -> list[tuple[float, int, int]]:
+    """(samples/s, peak tree RSS, peak RSS of this process) in each tenth of the samples."""
     out = []
     for tenth in range(10):
         low, high = total * tenth // 10, total * (tenth + 1) // 10
@@ -62,11 +65,11 @@ def tenths(rows: list[tuple[float, int, int]], total: int) -> list[tuple[float, 
         before = [r for r in rows if r[1] <= low]
         after = [r for r in rows if r[1] >= high]
         if not before or not after or not inside:
-            out.append((float("nan"), 0))
+            out.append((float("nan"), 0, 0))
             continue
         start, end = before[-1], after[0]
         rate = (end[1] - start[1]) / max(end[0] - start[0], 1e-9)
-        out.append((rate, max(r[2] for r in inside)))
+        out.append((rate, max(r[2] for r in inside), max(r[3] for r in inside)))
     return out
 
 
@@ -94,10 +97,10 @@ def main() -> None:
         print(
             f"scenes {width}x{height}, {args.samples} samples on {args.workers} workers: {seconds:.1f} s, {written / seconds:.0f} samples/s"
         )
-        print(f"{'tenth':>5} {'samples/s':>10} {'peak RSS MiB':>13}")
+        print(f"{'tenth':>5} {'samples/s':>10} {'peak RSS MiB':>13} {'of it client':>13}")
         rows = tenths(sampler.rows, written)
-        for index, (rate, rss) in enumerate(rows, 1):
-            print(f"{index:>5} {rate:10.0f} {rss / 2**20:13.0f}")
+        for index, (rate, rss, client) in enumerate(rows, 1):
+            print(f"{index:>5} {rate:10.0f} {rss / 2**20:13.0f} {client / 2**20:13.0f}")
         print(f"throughput last / first tenth: {rows[-1][0] / rows[0][0]:.2f} (steady: about 1)")
         print(f"peak RSS last / first tenth: {rows[-1][1] / max(rows[0][1], 1):.2f} (bounded: about 1)")
     finally:
