@@ -153,6 +153,17 @@ def check_marker(existing: str | None, spec: BuildSpec, shown: str, force: bool,
         )
 
 
+def executor_for(pending: list[Partition], workers: int | None, scheduler: str | None, processes: bool) -> Executor | None:
+    """The executor for the partitions left to run (none when all are done); a scheduler that cannot
+    be reached, or a bad worker count, is a BuildError before any file is touched."""
+    if not pending:
+        return None
+    try:
+        return create_executor(workers, scheduler, processes)
+    except (ConnectionError, ValueError) as exc:
+        raise BuildError(str(exc)) from None
+
+
 def report_failures(failures: list[tuple[str, str]], retries: int, echo: Callable[[str], None]) -> None:
     for part_id, error in failures:
         echo(f"partition {part_id} failed after {retries} retries: {error}")
@@ -343,12 +354,7 @@ def build(
     rebuild = not replace and (out / "manifest.json").exists()
     done = set() if replace or rebuild else done_partitions(work, echo)
     pending = [p for p in partitions if p.id not in done]
-    executor = None
-    if pending:
-        try:
-            executor = create_executor(workers, scheduler, processes)
-        except (ConnectionError, ValueError) as exc:
-            raise BuildError(str(exc)) from None
+    executor = executor_for(pending, workers, scheduler, processes)
     try:
         if replace:
             log.warning("--force: removing the release in %s", out)

@@ -31,11 +31,11 @@ from dataengine.run.build import (
     BuildResult,
     check_marker,
     complete_record,
+    executor_for,
     marker_sha,
     report_failures,
     run_partitions,
 )
-from dataengine.run.executor import create_executor
 from dataengine.run.finalize import MANIFEST_FORMAT, FinalizeError, SideFile, finalize_release
 from dataengine.run.worker import DONE_DIR, PARTS_DIR
 
@@ -96,12 +96,7 @@ class StoreBuild:
         rebuild = not replace and "manifest.json" in files
         done = {} if replace or rebuild else self.done_records(files)
         pending = [p for p in self.partitions if p.id not in done]
-        executor = None
-        if pending:
-            try:
-                executor = create_executor(workers, scheduler, processes)
-            except (ConnectionError, ValueError) as exc:
-                raise BuildError(str(exc)) from None
+        executor = executor_for(pending, workers, scheduler, processes)
         failures: list[tuple[str, str]] = []
         try:
             if replace:
