@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from corruptions.filters import clipped_zoom, gaussian, nonzero_core
+from corruptions.disk import disk_filter
+from corruptions.filters import clipped_zoom, gaussian
 from corruptions.filters import motion_blur as motion
 from corruptions.glass import swap_sweeps
 from corruptions.output import to_uint8, unit_to_uint8
@@ -18,21 +18,11 @@ ZOOM = ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03))
 GAUSSIAN_SIGMA = (1, 2, 3, 4, 6)
 
 
-def disk(radius: int, alias_blur: float) -> np.ndarray:
-    """The reference's anti-aliased disk kernel (17x17 at least, smoothed by a 3x3 or 5x5 Gaussian)."""
-    half, ksize = (8, (3, 3)) if radius <= 8 else (radius, (5, 5))
-    grid = np.arange(-half, half + 1)
-    xx, yy = np.meshgrid(grid, grid)
-    aliased = np.array(xx**2 + yy**2 <= radius**2, dtype=np.float32)
-    aliased /= aliased.sum()
-    return cv2.GaussianBlur(aliased, ksize=ksize, sigmaX=alias_blur)
-
-
 @register("defocus_blur", "blur", DEFOCUS, SENSOR_MOVEMENT, stochastic=False)
 def defocus_blur(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """The reference's disk kernel, applied by running sums (`disk`): the same pixels, several times faster."""
     radius, alias = DEFOCUS[severity - 1]
-    x = image.astype(np.float32) * np.float32(1 / 255)
-    return unit_to_uint8(cv2.filter2D(x, -1, nonzero_core(disk(radius, alias))))
+    return disk_filter(image, radius, alias)
 
 
 @register("glass_blur", "blur", GLASS, SENSOR_MOVEMENT)

@@ -2,7 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from corruptions.blur import DEFOCUS, disk
+from corruptions.blur import DEFOCUS
+from corruptions.disk import disk
 from corruptions.filters import nonzero_core
 
 
