@@ -149,3 +149,11 @@ def test_severity_is_monotone_where_the_reference_is(name):
             assert ours[s + 1] > ours[s], f"{name}: reference grows from severity {s + 1} to {s + 2}, ours {ours}"
         if theirs[s + 1] < theirs[s] * 0.95:
             assert ours[s + 1] < ours[s], f"{name}: reference shrinks from severity {s + 1} to {s + 2}, ours {ours}"
+
+
+def test_jpeg_is_the_references_pixels_exactly(kitti_size_photo, native_photo):
+    """OpenCV's libjpeg-turbo writes PIL's bytes at these settings, so the pixels are identical; the
+    kept BGR buffer must not leak between images of different sizes."""
+    for image in (kitti_size_photo, native_photo, kitti_size_photo):
+        for severity in (1, 5):
+            assert np.array_equal(corrupt(image, "jpeg_compression", severity, seed=0), reference_corrupt(image, "jpeg_compression", severity, 0))
