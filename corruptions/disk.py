@@ -50,6 +50,18 @@ class DiskPlan(NamedTuple):
     pad: int  # L + g: how far the filter reaches
 
     @property
+    def edge_weights(self) -> np.ndarray:
+        """The distinct edge weights (a few: the Gaussian's taps, signed)."""
+        return np.unique(self.edge_terms[:, 2])
+
+    @property
+    def edge_runs(self) -> np.ndarray:
+        """(offset, run half-width, index into edge_weights) per edge term: runs of one weight are
+        summed in integers, and multiplied once."""
+        classes = np.searchsorted(self.edge_weights, self.edge_terms[:, 2])
+        return np.column_stack([self.edge_terms[:, :2].astype(np.int64), classes]).reshape(-1, 3)
+
+    @property
     def scale(self) -> float:
         """1 / N as the reference has it, in float32: on a tie it decides which way the cast truncates."""
         return float(np.float32(1) / np.float32(self.count))
@@ -166,42 +178,54 @@ def _blur_rows(source, gauss, channels, target):
 
 
 @njit(cache=True, nogil=True)
-def _column_edges(padded, edge_terms, pad, g, channels, columns, across):
+def _column_edges(padded, runs, weights, pad, g, channels, columns, counts, across):
     """across += each edge term's weight x the column run it names (rows -g..H+g-1 of the output).
 
-    columns[y, i] becomes the sum of padded rows before y."""
+    columns[y, i] becomes the sum of padded rows before y; counts[k] sums the runs of weight k."""
     rows_in, flat_in = padded.shape
     columns[0] = 0
     for y in range(rows_in):
         below, source, above = columns[y], padded[y], columns[y + 1]
         for i in range(flat_in):
             above[i] = below[i] + source[i]
+    one = np.int32(1)
     for yy in range(across.shape[0]):
         y = yy - g + pad
-        for t in range(edge_terms.shape[0]):
-            dx, w, weight = int(edge_terms[t, 0]), int(edge_terms[t, 1]), edge_terms[t, 2]
+        counts[:] = 0
+        for t in range(runs.shape[0]):
+            dx, w, k = runs[t, 0], runs[t, 1], runs[t, 2]
             shift = (pad + dx) * channels
-            above, below, target = columns[y + w + 1][shift:], columns[y - w][shift:], across[yy]
-            for i in range(target.size):
-                target[i] += weight * (above[i] - below[i])
+            _add_runs_between(columns[y + w + 1][shift:], columns[y - w][shift:], one, counts[k])
+        for k in range(weights.size):
+            _add_shifted(counts[k], 0, weights[k], across[yy])
 
 
 @njit(cache=True, nogil=True)
-def _finish(across, prefix, gauss, edge_terms, pad, channels, scale, out):
+def _add_runs_between(above, below, weight, target):
+    for i in range(target.size):
+        target[i] += weight * (above[i] - below[i])
+
+
+@njit(cache=True, nogil=True)
+def _finish(across, prefix, gauss, runs, weights, pad, channels, scale, counts, out):
     """The Gaussian down the columns, plus the row edge terms (blurred along the row), scaled and cast."""
     g = (gauss.size - 1) // 2
     flat_out = out.shape[1]
     total = np.empty(flat_out, dtype=np.float64)
     edge = np.empty(flat_out + 2 * g * channels, dtype=np.float64)
+    one = np.int32(1)
     for y in range(out.shape[0]):
         total[:] = 0.0
         for a in range(gauss.size):
             _add_shifted(across[y + a], 0, gauss[a], total)
-        if edge_terms.shape[0] > 0:
+        if runs.shape[0] > 0:
+            counts[:] = 0
+            for t in range(runs.shape[0]):
+                dy, w, k = runs[t, 0], runs[t, 1], runs[t, 2]
+                _add_runs(prefix[y + pad + dy], (pad - g + w + 1) * channels, (pad - g - w) * channels, one, counts[k])
             edge[:] = 0.0
-            for t in range(edge_terms.shape[0]):
-                dy, w, weight = int(edge_terms[t, 0]), int(edge_terms[t, 1]), edge_terms[t, 2]
-                _add_runs(prefix[y + pad + dy], (pad - g + w + 1) * channels, (pad - g - w) * channels, weight, edge)
+            for k in range(weights.size):
+                _add_shifted(counts[k], 0, weights[k], edge)
             for b in range(gauss.size):
                 _add_shifted(edge, b * channels, gauss[b], total)
         row = out[y]
@@ -210,7 +234,7 @@ def _finish(across, prefix, gauss, edge_terms, pad, channels, scale, out):
 
 
 @njit(cache=True, nogil=True)
-def _filter_bands(padded, channels, pad, widths, gauss, edge_terms, scale, prefix, sums, across, columns, out):
+def _filter_bands(padded, channels, pad, widths, gauss, runs, weights, scale, prefix, sums, across, columns, counts, counts_ext, out):
     """The filter, band of rows by band of rows: the work arrays stay in cache whatever the image size."""
     g = (gauss.size - 1) // 2
     band = sums.shape[0] - 2 * g
@@ -220,12 +244,12 @@ def _filter_bands(padded, channels, pad, widths, gauss, edge_terms, scale, prefi
         _row_prefix(source, channels, prefix[: rows + 2 * pad])
         _disk_sums(prefix, widths, pad, g, channels, sums[: rows + 2 * g])
         _blur_rows(sums, gauss, channels, across[: rows + 2 * g])
-        if edge_terms.shape[0] > 0:
-            _column_edges(source, edge_terms, pad, g, channels, columns[: rows + 2 * pad + 1], across[: rows + 2 * g])
-        _finish(across, prefix, gauss, edge_terms, pad, channels, scale, out[top : top + rows])
+        if runs.shape[0] > 0:
+            _column_edges(source, runs, weights, pad, g, channels, columns[: rows + 2 * pad + 1], counts, across[: rows + 2 * g])
+        _finish(across, prefix, gauss, runs, weights, pad, channels, scale, counts_ext, out[top : top + rows])
 
 
-BAND_ROWS = 16
+BAND_ROWS = 128
 _SCRATCH = threading.local()
 
 
@@ -255,6 +279,25 @@ def disk_filter(image: np.ndarray, radius: int, alias_blur: float) -> np.ndarray
     sums = _scratch("sums", (rows + 2 * g, (w + 2 * g) * channels), np.int32)
     across = _scratch("across", (rows + 2 * g, w * channels), np.float64)
     columns = _scratch("columns", (rows + 2 * pad + 1, padded.shape[1]), np.int32)
+    weights = plan.edge_weights
+    counts = _scratch("counts", (weights.size, w * channels), np.int32)
+    counts_ext = _scratch("counts_ext", (weights.size, (w + 2 * g) * channels), np.int32)
     out = np.empty((h, w * channels), dtype=np.uint8)
-    _filter_bands(padded, channels, pad, plan.widths, plan.gauss, plan.edge_terms, plan.scale, prefix, sums, across, columns, out)
+    _filter_bands(
+        padded,
+        channels,
+        pad,
+        plan.widths,
+        plan.gauss,
+        plan.edge_runs,
+        weights,
+        plan.scale,
+        prefix,
+        sums,
+        across,
+        columns,
+        counts,
+        counts_ext,
+        out,
+    )
     return out.reshape(image.shape)
