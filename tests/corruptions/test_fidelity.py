@@ -156,4 +156,6 @@ def test_jpeg_is_the_references_pixels_exactly(kitti_size_photo, native_photo):
     kept BGR buffer must not leak between images of different sizes."""
     for image in (kitti_size_photo, native_photo, kitti_size_photo):
         for severity in (1, 5):
-            assert np.array_equal(corrupt(image, "jpeg_compression", severity, seed=0), reference_corrupt(image, "jpeg_compression", severity, 0))
+            assert np.array_equal(
+                corrupt(image, "jpeg_compression", severity, seed=0), reference_corrupt(image, "jpeg_compression", severity, 0)
+            )
