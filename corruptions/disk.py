@@ -46,25 +46,11 @@ class DiskPlan(NamedTuple):
     widths: np.ndarray  # half-width of the disk's row run at row offsets -r..r
     gauss: np.ndarray  # the 1-D Gaussian (2g+1 taps) of OpenCV's blur
     edge_terms: np.ndarray  # (offset, run half-width, weight) rows: the reflection's and crop's terms
+    edge_weights: np.ndarray  # their distinct weights (the Gaussian's taps, signed)
+    edge_runs: np.ndarray  # (offset, run half-width, index into edge_weights): runs of one weight
     count: int  # N, the number of pixels in the disk
     pad: int  # L + g: how far the filter reaches
-
-    @property
-    def edge_weights(self) -> np.ndarray:
-        """The distinct edge weights (a few: the Gaussian's taps, signed)."""
-        return np.unique(self.edge_terms[:, 2])
-
-    @property
-    def edge_runs(self) -> np.ndarray:
-        """(offset, run half-width, index into edge_weights) per edge term: runs of one weight are
-        summed in integers, and multiplied once."""
-        classes = np.searchsorted(self.edge_weights, self.edge_terms[:, 2])
-        return np.column_stack([self.edge_terms[:, :2].astype(np.int64), classes]).reshape(-1, 3)
-
-    @property
-    def scale(self) -> float:
-        """1 / N as the reference has it, in float32: on a tie it decides which way the cast truncates."""
-        return float(np.float32(1) / np.float32(self.count))
+    scale: float  # 1 / N as the reference has it, in float32: on a tie it decides how the cast truncates
 
 
 def blur_matrix(half: int, ksize: int, sigma: float) -> np.ndarray:
@@ -80,6 +66,7 @@ def blur_matrix(half: int, ksize: int, sigma: float) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def disk_plan(radius: int, alias_blur: float) -> DiskPlan:
+    """The disk's row runs, OpenCV's Gaussian, and the edge terms of A's reflection and crop."""
     half, ksize = disk_grid(radius)
     g = ksize // 2
     offsets = np.arange(-radius, radius + 1)
@@ -101,7 +88,12 @@ def disk_plan(radius: int, alias_blur: float) -> DiskPlan:
     if any(u * u + v * v <= radius**2 for u in near_edge for v in near_edge):
         raise ValueError(f"disk radius {radius} reaches a corner of its grid: a product of edge terms is not handled")
     edge_terms = np.array([(dy, w, weight) for (dy, w), weight in sorted(terms.items())], dtype=np.float64).reshape(-1, 3)
-    return DiskPlan(widths, gauss, edge_terms, int((2 * widths + 1).sum()), half + g)
+    edge_weights = np.unique(edge_terms[:, 2])
+    classes = np.searchsorted(edge_weights, edge_terms[:, 2])
+    edge_runs = np.column_stack([edge_terms[:, :2].astype(np.int64), classes]).reshape(-1, 3)
+    count = int((2 * widths + 1).sum())
+    scale = float(np.float32(1) / np.float32(count))
+    return DiskPlan(widths, gauss, edge_terms, edge_weights, edge_runs, count, half + g, scale)
 
 
 def plan_kernel(plan: DiskPlan, radius: int) -> np.ndarray:
@@ -142,15 +134,23 @@ def _row_prefix(padded, channels, prefix):
 
 
 @njit(cache=True, nogil=True)
-def _add_runs(prefix_row, high, low, weight, target):
-    """target[i] += weight * (prefix_row[i + high] - prefix_row[i + low]): one run sum per position."""
-    above, below = prefix_row[high:], prefix_row[low:]
+def _add_differences(above, below, target):
+    """target[i] += above[i] - below[i]: with two rows of a prefix sum, one run sum per position.
+
+    The arrays come sliced, so the index is a plain loop counter and LLVM vectorises the loop."""
     for i in range(target.size):
-        target[i] += weight * (above[i] - below[i])
+        target[i] += above[i] - below[i]
+
+
+@njit(cache=True, nogil=True)
+def _add_runs(prefix_row, high, low, target):
+    """target[i] += the run prefix_row[i + low : i + high] sums, as prefix sums' difference."""
+    _add_differences(prefix_row[high:], prefix_row[low:], target)
 
 
 @njit(cache=True, nogil=True)
 def _add_shifted(source, shift, weight, target):
+    """target[i] += weight * source[i + shift]."""
     shifted = source[shift:]
     for i in range(target.size):
         target[i] += weight * shifted[i]
@@ -160,12 +160,11 @@ def _add_shifted(source, shift, weight, target):
 def _disk_sums(prefix, widths, pad, g, channels, sums):
     """sums[yy, i]: the disk's sum around output row yy - g, flat column i - g * channels (exact)."""
     r = (widths.size - 1) // 2
-    one = np.int32(1)
     for yy in range(sums.shape[0]):
         sums[yy] = 0
         for k in range(widths.size):
             w = widths[k]
-            _add_runs(prefix[yy - g + pad + k - r], (pad - g + w + 1) * channels, (pad - g - w) * channels, one, sums[yy])
+            _add_runs(prefix[yy - g + pad + k - r], (pad - g + w + 1) * channels, (pad - g - w) * channels, sums[yy])
 
 
 @njit(cache=True, nogil=True)
@@ -188,22 +187,15 @@ def _column_edges(padded, runs, weights, pad, g, channels, columns, counts, acro
         below, source, above = columns[y], padded[y], columns[y + 1]
         for i in range(flat_in):
             above[i] = below[i] + source[i]
-    one = np.int32(1)
     for yy in range(across.shape[0]):
         y = yy - g + pad
         counts[:] = 0
         for t in range(runs.shape[0]):
             dx, w, k = runs[t, 0], runs[t, 1], runs[t, 2]
             shift = (pad + dx) * channels
-            _add_runs_between(columns[y + w + 1][shift:], columns[y - w][shift:], one, counts[k])
+            _add_differences(columns[y + w + 1][shift:], columns[y - w][shift:], counts[k])
         for k in range(weights.size):
             _add_shifted(counts[k], 0, weights[k], across[yy])
-
-
-@njit(cache=True, nogil=True)
-def _add_runs_between(above, below, weight, target):
-    for i in range(target.size):
-        target[i] += weight * (above[i] - below[i])
 
 
 @njit(cache=True, nogil=True)
@@ -213,7 +205,6 @@ def _finish(across, prefix, gauss, runs, weights, pad, channels, scale, counts, 
     flat_out = out.shape[1]
     total = np.empty(flat_out, dtype=np.float64)
     edge = np.empty(flat_out + 2 * g * channels, dtype=np.float64)
-    one = np.int32(1)
     for y in range(out.shape[0]):
         total[:] = 0.0
         for a in range(gauss.size):
@@ -222,7 +213,7 @@ def _finish(across, prefix, gauss, runs, weights, pad, channels, scale, counts, 
             counts[:] = 0
             for t in range(runs.shape[0]):
                 dy, w, k = runs[t, 0], runs[t, 1], runs[t, 2]
-                _add_runs(prefix[y + pad + dy], (pad - g + w + 1) * channels, (pad - g - w) * channels, one, counts[k])
+                _add_runs(prefix[y + pad + dy], (pad - g + w + 1) * channels, (pad - g - w) * channels, counts[k])
             edge[:] = 0.0
             for k in range(weights.size):
                 _add_shifted(counts[k], 0, weights[k], edge)
