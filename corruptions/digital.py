@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
@@ -12,6 +10,7 @@ from corruptions.filters import gaussian
 from corruptions.output import unit_to_uint8
 from corruptions.pixelation import box_down_nearest_up
 from corruptions.registry import DATA_PROCESSING, SENSOR_MOVEMENT, WEATHER_LIGHTING, register
+from corruptions.scratch import scratch
 
 CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
 ELASTIC_ALPHA = (250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12)
@@ -81,22 +80,11 @@ def jpeg_compression(image: np.ndarray, severity: int, rng: np.random.Generator)
     OpenCV's libjpeg-turbo writes the same bytes as PIL's here and decodes them to the same pixels
     (tested); the two codec calls are nearly all of the time, so this is as fast as JPEG allows.
     """
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR, dst=_bgr_scratch(image.shape))
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR, dst=scratch("jpeg.bgr", image.shape, np.uint8))
     ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY[severity - 1]])
     if not ok:
         raise RuntimeError("OpenCV could not JPEG-encode the image")
     return cv2.imdecode(encoded, cv2.IMREAD_COLOR_RGB)
-
-
-_SCRATCH = threading.local()
-
-
-def _bgr_scratch(shape: tuple[int, ...]) -> np.ndarray:
-    """The BGR copy's buffer, kept per thread: a fresh one costs page faults that rival the codec."""
-    array = getattr(_SCRATCH, "bgr", None)
-    if array is None or array.shape != shape:
-        array = _SCRATCH.bgr = np.empty(shape, dtype=np.uint8)
-    return array
 
 
 @register("color_quant", "digital", COLOR_QUANT_BITS, SENSOR_MOVEMENT, stochastic=False)

@@ -16,13 +16,14 @@ rebuild K from them).
 
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 from numba import njit
+
+from corruptions.scratch import scratch
 
 
 def disk(radius: int, alias_blur: float) -> np.ndarray:
@@ -241,17 +242,6 @@ def _filter_bands(padded, channels, pad, widths, gauss, runs, weights, scale, pr
 
 
 BAND_ROWS = 128
-_SCRATCH = threading.local()
-
-
-def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-    """A work array kept per thread between calls: fresh ones of several MB cost more in page faults
-    (outside the build's workers, whose malloc keeps freed memory) than the filter itself."""
-    arrays = _SCRATCH.__dict__
-    array = arrays.get(name)
-    if array is None or array.shape != shape or array.dtype != dtype:
-        array = arrays[name] = np.empty(shape, dtype=dtype)
-    return array
 
 
 def disk_filter(image: np.ndarray, radius: int, alias_blur: float) -> np.ndarray:
@@ -266,13 +256,13 @@ def disk_filter(image: np.ndarray, radius: int, alias_blur: float) -> np.ndarray
     padded = padded.reshape(padded.shape[0], -1)
     g, pad = (plan.gauss.size - 1) // 2, plan.pad
     rows = min(BAND_ROWS, h)
-    prefix = _scratch("prefix", (rows + 2 * pad, padded.shape[1] + channels), np.int32)
-    sums = _scratch("sums", (rows + 2 * g, (w + 2 * g) * channels), np.int32)
-    across = _scratch("across", (rows + 2 * g, w * channels), np.float64)
-    columns = _scratch("columns", (rows + 2 * pad + 1, padded.shape[1]), np.int32)
+    prefix = scratch("disk.prefix", (rows + 2 * pad, padded.shape[1] + channels), np.int32)
+    sums = scratch("disk.sums", (rows + 2 * g, (w + 2 * g) * channels), np.int32)
+    across = scratch("disk.across", (rows + 2 * g, w * channels), np.float64)
+    columns = scratch("disk.columns", (rows + 2 * pad + 1, padded.shape[1]), np.int32)
     weights = plan.edge_weights
-    counts = _scratch("counts", (weights.size, w * channels), np.int32)
-    counts_ext = _scratch("counts_ext", (weights.size, (w + 2 * g) * channels), np.int32)
+    counts = scratch("disk.counts", (weights.size, w * channels), np.int32)
+    counts_ext = scratch("disk.counts_ext", (weights.size, (w + 2 * g) * channels), np.int32)
     out = np.empty((h, w * channels), dtype=np.uint8)
     _filter_bands(
         padded,
