@@ -18,6 +18,11 @@ def reference(image: np.ndarray, radius: int, alias: float) -> np.ndarray:
     return (np.clip(x, 0, 1) * 255).astype(np.uint8)
 
 
+def disk_grid_mask(radius: int) -> np.ndarray:
+    grid = np.arange(-radius, radius + 1)
+    return grid[:, None] ** 2 + grid[None, :] ** 2 <= radius**2
+
+
 @pytest.mark.parametrize("radius, alias", DEFOCUS)
 def test_the_plan_rebuilds_the_reference_kernel(radius, alias):
     """G * D / N plus the edge terms, on a grid wider by the Gaussian's reach, is the reference's
@@ -29,12 +34,7 @@ def test_the_plan_rebuilds_the_reference_kernel(radius, alias):
     assert np.abs(inside - disk(radius, alias)).max() < 1e-8
     rebuilt[g : rebuilt.shape[0] - g, g : rebuilt.shape[1] - g] = 0
     assert np.abs(rebuilt).max() < 1e-12
-    assert plan.count == int((disk_grid_mask(radius)).sum())
-
-
-def disk_grid_mask(radius: int) -> np.ndarray:
-    grid = np.arange(-radius, radius + 1)
-    return grid[:, None] ** 2 + grid[None, :] ** 2 <= radius**2
+    assert plan.count == int(disk_grid_mask(radius).sum())
 
 
 def test_the_kernel_outgrows_one_at_large_radii():
