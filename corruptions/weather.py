@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from numba import njit
 
 from corruptions.filters import clipped_zoom, gaussian, motion_blur
 from corruptions.noise import GAUSSIAN_SIGMA, SHOT_SCALE, add_gaussian, poisson, unit
@@ -39,12 +40,30 @@ FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.j
 @register("brightness", "weather", BRIGHTNESS, WEATHER_LIGHTING, stochastic=False)
 def brightness(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Add c to V in HSV. For fixed hue and saturation RGB is proportional to V, so scale by V'/V."""
-    x = image.astype(np.float32) * np.float32(1 / 255)
-    value = x.max(axis=2, keepdims=True)
-    boosted = np.minimum(value + np.float32(BRIGHTNESS[severity - 1]), 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(value > 0, x * (boosted / value), boosted)  # black has no hue: it turns grey
-    return unit_to_uint8(out)
+    out = np.empty_like(image)
+    _lift_value(np.ascontiguousarray(image).reshape(-1, 3), np.float32(BRIGHTNESS[severity - 1]), out.reshape(-1, 3))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _lift_value(pixels: np.ndarray, lift: np.float32, out: np.ndarray) -> None:
+    """Per pixel, in float32 as NumPy would do it: x = rgb / 255, V' = min(max(x) + lift, 1),
+    x * (V' / max(x)) (black, having no hue, turns grey V'), then clip, x 255 and truncate."""
+    inverse, one, full = np.float32(1 / 255), np.float32(1), np.float32(255)
+    for i in range(pixels.shape[0]):
+        r = np.float32(pixels[i, 0]) * inverse
+        g = np.float32(pixels[i, 1]) * inverse
+        b = np.float32(pixels[i, 2]) * inverse
+        value = max(r, g, b)
+        boosted = min(value + lift, one)
+        if value > 0:
+            factor = boosted / value
+            r, g, b = r * factor, g * factor, b * factor
+        else:
+            r = g = b = boosted
+        out[i, 0] = np.uint8(min(max(r, np.float32(0)), one) * full)
+        out[i, 1] = np.uint8(min(max(g, np.float32(0)), one) * full)
+        out[i, 2] = np.uint8(min(max(b, np.float32(0)), one) * full)
 
 
 @register("dark", "weather", DARK, WEATHER_LIGHTING)
