@@ -30,6 +30,7 @@ from builders.fixtures import write_kitti_tree
 from builders.robustness.recipe import corrupted_output
 from corruptions import names
 from corruptions.blur import GLASS
+from corruptions.normal import standard_normal
 from corruptions.reference import load_reference
 from dataengine.api import build
 from dataengine.core.catalog import DEFAULT_SHARDS, load_catalog
@@ -110,11 +111,11 @@ def floor_per_frame(tree, png_level: int) -> dict[str, float]:
 
     def draws() -> None:
         for _ in range(5):
-            rng.standard_normal(image.shape, dtype=np.float32)  # gaussian_noise
+            standard_normal(rng, image.size)  # gaussian_noise (the ziggurat on NumPy's uniforms)
             rng.random(image.shape)  # shot_noise (one uniform per value)
             rng.random(image.shape, dtype=np.float32)  # impulse_noise
-            rng.random(image.shape), rng.standard_normal(image.shape, dtype=np.float32)  # iso_noise
-            rng.random(image.shape), rng.standard_normal(image.shape, dtype=np.float32)  # dark
+            rng.random(image.shape), standard_normal(rng, image.size)  # iso_noise
+            rng.random(image.shape), standard_normal(rng, image.size)  # dark
             rng.standard_normal((h, w), dtype=np.float32)  # snow
             rng.random(fog_map, dtype=np.float32)  # fog
             rng.uniform(size=(2, h, w))  # elastic_transform

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from corruptions.normal import standard_normal
 from corruptions.output import unit_to_uint8
 from corruptions.poisson import poisson_by_value
 from corruptions.registry import DATA_PROCESSING, register
+from corruptions.scratch import scratch
 
 GAUSSIAN_SIGMA = (0.08, 0.12, 0.18, 0.26, 0.38)
 SHOT_SCALE = (60, 25, 12, 5, 3)
@@ -31,7 +33,7 @@ def _noisy(x: np.ndarray, scale: np.float32, noise: np.ndarray, sigma: np.float3
 def add_gaussian(x: np.ndarray, sigma: float, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
     """uint8 of clip(x * scale + N(0, sigma), 0, 1) * 255, truncated as the reference's cast; one fused
     pass (numba) over the float32 normals instead of five NumPy passes."""
-    noise = rng.standard_normal(x.size, dtype=np.float32)
+    noise = standard_normal(rng, x.size, out=scratch("noise.normals", (x.size,), np.float32))
     out = np.empty(x.size, dtype=np.uint8)
     _noisy(np.ascontiguousarray(x).reshape(-1), np.float32(scale), noise, np.float32(sigma), out)
     return out.reshape(x.shape)
@@ -77,7 +79,7 @@ def _salt_and_pepper(image: np.ndarray, u: np.ndarray, amount: np.float32, out: 
 @register("speckle_noise", "noise", SPECKLE_SCALE)
 def speckle_noise(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     x = unit(image)
-    noise = rng.standard_normal(x.shape, dtype=np.float32)
+    noise = standard_normal(rng, x.size).reshape(x.shape)
     noise *= np.float32(SPECKLE_SCALE[severity - 1])
     return np.clip(x + x * noise, 0, 1) * 255
 
