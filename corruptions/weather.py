@@ -40,7 +40,7 @@ FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.j
 @register("brightness", "weather", BRIGHTNESS, WEATHER_LIGHTING, stochastic=False)
 def brightness(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Add c to V in HSV. For fixed hue and saturation RGB is proportional to V, so scale by V'/V."""
-    out = np.empty_like(image)
+    out = np.empty(image.shape, dtype=np.uint8)
     _lift_value(np.ascontiguousarray(image).reshape(-1, 3), np.float32(BRIGHTNESS[severity - 1]), out.reshape(-1, 3))
     return out
 
