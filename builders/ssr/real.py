@@ -15,10 +15,9 @@ Intrinsics come from the calibration when there is one, else from the model's ow
 from __future__ import annotations
 
 import io
-import math
 import re
 from collections.abc import Iterator, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -50,20 +49,6 @@ from dataengine.depth.stereo import StereoDepth, read_middlebury_calib
 from dataengine.io.paths import safe_join
 
 MAX_OBJECTS = 4
-
-
-def checked_calibration(path: Path, image: str) -> dict[str, float]:
-    """A Middlebury `calib.txt` read and checked: finite values, a positive focal length and baseline."""
-    try:
-        calib = read_middlebury_calib(path)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ValueError(
-            f"calib.txt beside {image} is not a Middlebury calibration (cam0=[f 0 cx; 0 f cy; 0 0 1], baseline=<mm>): "
-            f"{type(exc).__name__}: {exc}"
-        ) from None
-    if not all(math.isfinite(value) for value in calib.values()) or calib["focal_px"] <= 0 or calib["baseline_m"] <= 0:
-        raise ValueError(f"calib.txt beside {image} needs a finite positive focal length and baseline, got {calib}")
-    return calib
 
 
 @register_builder("ssr_cot")
@@ -183,7 +168,7 @@ class SSRCoTBuilder(Builder):
                 raise ValueError(f"depth map {depth['depth'].shape} and image {rgb.shape[:2]} differ in size")
         calib = path.parent / "calib.txt"
         if calib.is_file():
-            depth["calib"] = checked_calibration(calib, record["image"])
+            depth["calib"] = read_middlebury_calib(calib)
         if kind == "stereo":
             if depth["calib"] is None:
                 raise FileNotFoundError(f"stereo needs a Middlebury-style folder: no calib.txt beside {record['image']}")

@@ -7,6 +7,7 @@ Pixels without a confident match get depth 0 (no measurement).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,13 +59,19 @@ class StereoDepth:
 
 def read_middlebury_calib(path: Path) -> dict[str, float]:
     """focal and principal point (px), baseline (m) and doffs from a Middlebury `calib.txt`
-    (`cam0=[f 0 cx; 0 f cy; 0 0 1]`, baseline in mm)."""
-    values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    cam0 = [float(v) for v in re.findall(r"[-\d.e+]+", values["cam0"])]
-    return {
-        "focal_px": cam0[0],
-        "cx": cam0[2],
-        "cy": cam0[5],
-        "baseline_m": float(values["baseline"]) / 1000.0,
-        "doffs": float(values.get("doffs", 0.0)),
-    }
+    (`cam0=[f 0 cx; 0 f cy; 0 0 1]`, baseline in mm); a ValueError that says what is wrong otherwise."""
+    shape = "cam0=[f 0 cx; 0 f cy; 0 0 1], baseline=<mm>"
+    values = dict(line.split("=", 1) for line in path.read_text(errors="replace").splitlines() if "=" in line)
+    try:
+        cam0 = [float(v) for v in re.findall(r"[-+\d.eE]+", values["cam0"])]
+        baseline_mm, doffs = float(values["baseline"]), float(values.get("doffs", 0.0))
+    except KeyError as exc:
+        raise ValueError(f"{path} is not a Middlebury calibration ({shape}): no {exc.args[0]}= line") from None
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a Middlebury calibration ({shape}): {exc}") from None
+    if len(cam0) != 9:
+        raise ValueError(f"{path} is not a Middlebury calibration ({shape}): cam0 has {len(cam0)} numbers, not 9")
+    calib = {"focal_px": cam0[0], "cx": cam0[2], "cy": cam0[5], "baseline_m": baseline_mm / 1000.0, "doffs": doffs}
+    if not all(math.isfinite(v) for v in calib.values()) or calib["focal_px"] <= 0 or calib["baseline_m"] <= 0:
+        raise ValueError(f"{path} needs a finite positive focal length and baseline, got {calib}")
+    return calib

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from dataengine.depth.stereo import StereoDepth
+from dataengine.depth.stereo import StereoDepth, read_middlebury_calib
 from dataengine.metrics.depth import compute_errors
 
 
@@ -44,3 +44,40 @@ def test_middlebury_motorcycle_against_ground_truth():
     assert valid.mean() > 0.6
     errors = compute_errors(gt[valid], depth[valid])
     assert errors["abs_rel"] < 0.1 and errors["a1"] > 0.85
+
+
+MOTORCYCLE_CALIB = """cam0=[3979.911 0 1244.772; 0 3979.911 1019.507; 0 0 1]
+cam1=[3979.911 0 1369.115; 0 3979.911 1019.507; 0 0 1]
+doffs=124.343
+baseline=193.001
+width=2964
+height=1988
+ndisp=270
+"""
+
+
+def test_reads_middlebury_2014_calib_txt(tmp_path):
+    path = tmp_path / "calib.txt"
+    path.write_text(MOTORCYCLE_CALIB)
+    calib = read_middlebury_calib(path)
+    assert calib == {"focal_px": 3979.911, "cx": 1244.772, "cy": 1019.507, "baseline_m": pytest.approx(0.193001), "doffs": 124.343}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("baseline=193\n", "no cam0= line"),
+        ("cam0=[3979.9 0 1244.7; 0 3979.9 1019.5; 0 0 1]\n", "no baseline= line"),
+        ("cam0=[1 2]\nbaseline=193\n", "cam0 has 2 numbers, not 9"),
+        ("cam0=[3979.9 0 1244.7; 0 3979.9 1019.5; 0 0 1]\nbaseline=abc\n", "could not convert"),
+        ("cam0=[3979.9 0 1244.7; 0 3979.9 1019.5; 0 0 1]\nbaseline=0\n", "finite positive focal length and baseline"),
+        ("cam0=[-5 0 1244.7; 0 -5 1019.5; 0 0 1]\nbaseline=193\n", "finite positive focal length and baseline"),
+        ("cam0=[3979.9 0 1244.7; 0 3979.9 1019.5; 0 0 1]\nbaseline=193\ndoffs=nan\n", "finite positive focal length and baseline"),
+    ],
+)
+def test_a_malformed_calibration_says_what_is_wrong(tmp_path, text, message):
+    path = tmp_path / "calib.txt"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as caught:
+        read_middlebury_calib(path)
+    assert str(path) in str(caught.value)
