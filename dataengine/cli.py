@@ -16,6 +16,7 @@ import click
 from dataengine.core.catalog import CatalogError, load_catalog
 from dataengine.core.plugins import CommandError
 from dataengine.core.resources import resolve_catalog
+from dataengine.io.atomic import write_bytes_atomic
 from dataengine.io.store import is_store_url, local_or_url, redact
 
 T = TypeVar("T")
@@ -362,11 +363,18 @@ def publish(release: str, repo_id: str, revision: str | None, private: bool, dry
                 plan = plan_upload(folder, repo_id)
                 card = release_card(folder, location, write=False)
             else:
+                card_path = Path(folder) / "README.md"
+                local_card = card_path.read_bytes() if card_path.is_file() else None
                 try:
                     refresh_card(folder, location)
                 except (OSError, ValueError, tarfile.TarError):
                     pass  # a broken release: the upload's verify (next) names every problem and uploads nothing
-                plan = _talking_to_the_hub("the upload stopped", lambda: upload(folder, repo_id, revision, private))
+                try:
+                    plan = _talking_to_the_hub("the upload stopped", lambda: upload(folder, repo_id, revision, private))
+                except BaseException:
+                    if local_card is not None:  # nothing was published: the card goes back to naming the folder
+                        write_bytes_atomic(card_path, local_card)
+                    raise
     except PublishError as exc:
         raise CommandError(str(exc), code=1) from None
     for path, size in plan.files:

@@ -80,3 +80,23 @@ def test_the_published_card_names_the_repo(tmp_path, tiny_release, monkeypatch):
     assert "https://huggingface.co/datasets/org/tiny/resolve/v1/train/tiny-{000000..000004}.tar" in card
     assert "<release dir>" in (tiny_release / "README.md").read_text()  # a dry run writes nothing
     assert {path: path.stat().st_mtime_ns for path in tiny_release.rglob("*") if path.is_file()} == before
+
+
+def test_an_upload_that_fails_leaves_the_card_naming_the_folder(tmp_path, tiny_release, monkeypatch):
+    """publish rewrites the card to name the repo just before the upload; nothing was published if
+    the upload fails, so the local card must go back to what it was."""
+    import dataengine.cli
+    import dataengine.publish.hub
+
+    release = tmp_path / "r"
+    shutil.copytree(tiny_release, release)
+    card = (release / "README.md").read_bytes()
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setattr(dataengine.cli, "_check_hub_access", lambda: None)
+    monkeypatch.setattr(dataengine.publish.hub, "publish", unreachable)
+    result = CliRunner().invoke(cli, ["publish", str(release), "--repo-id", "org/tiny"])
+    assert result.exit_code == 1 and "cannot reach the Hugging Face Hub (connection refused)" in result.output
+    assert (release / "README.md").read_bytes() == card
