@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from corruptions.normal import standard_normal
-from corruptions.output import unit_to_uint8
+from corruptions.output import unit_byte, unit_to_uint8
 from corruptions.poisson import poisson_by_value
 from corruptions.registry import DATA_PROCESSING, register
 from corruptions.scratch import scratch
@@ -27,7 +27,7 @@ def unit(image: np.ndarray) -> np.ndarray:
 def _noisy(x: np.ndarray, scale: np.float32, noise: np.ndarray, sigma: np.float32, out: np.ndarray) -> None:
     for i in range(x.size):
         value = np.float32(x[i]) * scale + noise[i] * sigma
-        out[i] = np.uint8(min(max(value, np.float32(0)), np.float32(1)) * np.float32(255))
+        out[i] = unit_byte(value)
 
 
 def add_gaussian(x: np.ndarray, sigma: float, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:

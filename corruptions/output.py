@@ -11,6 +11,12 @@ import numpy as np
 from numba import njit
 
 
+@njit(cache=True, nogil=True, inline="always")
+def unit_byte(x: np.float32) -> np.uint8:
+    """One float32 value in [0, 1] as the reference casts it: uint8(clip(x, 0, 1) * 255), truncated."""
+    return np.uint8(min(max(x, np.float32(0)), np.float32(1)) * np.float32(255))
+
+
 @njit(cache=True, nogil=True)
 def _clip_scale(x: np.ndarray, high: np.float32, scale: np.float32, out: np.ndarray) -> None:
     for i in range(x.size):

@@ -13,7 +13,7 @@ from numba import njit
 
 from corruptions.filters import clipped_zoom, gaussian, motion_blur
 from corruptions.noise import GAUSSIAN_SIGMA, SHOT_SCALE, add_gaussian, poisson, unit
-from corruptions.output import to_uint8, unit_to_uint8
+from corruptions.output import to_uint8, unit_byte, unit_to_uint8
 from corruptions.registry import WEATHER_LIGHTING, register
 
 BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -49,7 +49,7 @@ def brightness(image: np.ndarray, severity: int, rng: np.random.Generator) -> np
 def _lift_value(pixels: np.ndarray, lift: np.float32, out: np.ndarray) -> None:
     """Per pixel, in float32 as NumPy would do it: x = rgb / 255, V' = min(max(x) + lift, 1),
     x * (V' / max(x)) (black, having no hue, turns grey V'), then clip, x 255 and truncate."""
-    inverse, one, full = np.float32(1 / 255), np.float32(1), np.float32(255)
+    inverse, one = np.float32(1 / 255), np.float32(1)
     for i in range(pixels.shape[0]):
         r = np.float32(pixels[i, 0]) * inverse
         g = np.float32(pixels[i, 1]) * inverse
@@ -61,9 +61,7 @@ def _lift_value(pixels: np.ndarray, lift: np.float32, out: np.ndarray) -> None:
             r, g, b = r * factor, g * factor, b * factor
         else:
             r = g = b = boosted
-        out[i, 0] = np.uint8(min(max(r, np.float32(0)), one) * full)
-        out[i, 1] = np.uint8(min(max(g, np.float32(0)), one) * full)
-        out[i, 2] = np.uint8(min(max(b, np.float32(0)), one) * full)
+        out[i, 0], out[i, 1], out[i, 2] = unit_byte(r), unit_byte(g), unit_byte(b)
 
 
 @register("dark", "weather", DARK, WEATHER_LIGHTING)
